@@ -1,0 +1,1 @@
+"""One module per verb; each is a plain function the CLI and the scheduler both call."""

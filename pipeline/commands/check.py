@@ -1,0 +1,44 @@
+"""`krimppost check`: validate the config and every item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.config import Config, load_config
+from pipeline.content.model import ItemState
+from pipeline.content.reader import ContentSet, read_content
+from pipeline.errors import Problem
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    content: ContentSet
+    counts: dict[ItemState, int]
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.content.problems
+
+    def summary(self) -> str:
+        c = self.counts
+        total = sum(c.values())
+        return (
+            f"{total} items: {c[ItemState.PUBLISHED]} published, "
+            f"{c[ItemState.EMBARGOED]} embargoed, {c[ItemState.DRAFT]} drafts; "
+            f"{len(self.problems)} errors"
+        )
+
+
+def check(root: Path, now: datetime) -> CheckReport:
+    config = load_config(root)
+    content = read_content(config)
+    now = site_moment(now, config)
+    counts = {state: len(items) for state, items in content.by_state(now).items()}
+    return CheckReport(content, counts)
+
+
+def site_moment(moment: datetime, config: Config) -> datetime:
+    """A `--now` without offset is in the site time zone."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=config.site.tz)

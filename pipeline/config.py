@@ -1,0 +1,347 @@
+"""`config.toml`: declared, typed options; every problem reported with its line, all in one run.
+
+Each section declares its options (type, default, check, documentation) in the way MkDocs
+does; validation never stops at the first failure, so an operator sees every mistake at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.errors import ConfigError, Problem
+
+CONFIG_NAME = "config.toml"
+_REQUIRED = object()
+TRACK_ID = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+class OptionError(ValueError):
+    """A value does not fit its option; the message is shown to the operator."""
+
+
+def _type_name(value: object) -> str:
+    return {
+        str: "tekst",
+        int: "een geheel getal",
+        float: "een getal",
+        bool: "een boolean (true/false)",
+        list: "een lijst",
+        dict: "een tabel",
+    }.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One declared option: its type, default and extra check."""
+
+    kind: type | tuple[type, ...]
+    default: Any = _REQUIRED
+    check: Callable[[Any], Any] | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def validate(self, value: Any) -> Any:
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        # bool is an int in Python, but `workers = true` is a mistake, not a number.
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        elif isinstance(value, int) and not isinstance(value, bool) and float in kinds:
+            ok = True
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            expected = " of ".join(_type_name(k()) for k in kinds)
+            raise OptionError(f"moet {expected} zijn, niet {_type_name(value)}")
+        return self.check(value) if self.check else value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise OptionError("mag niet leeg zijn")
+    return value.strip()
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise OptionError(f"moet een http(s)-URL zijn, niet {value!r}")
+    return value if value.endswith("/") else value + "/"
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise OptionError(
+            f"onbekende tijdzone {value!r} (bijvoorbeeld 'Europe/Amsterdam')"
+        ) from None
+    return value
+
+
+def _language(value: str) -> str:
+    if value not in ("nl-NL", "nl"):
+        raise OptionError(f"alleen Nederlands wordt ondersteund ('nl-NL'), niet {value!r}")
+    return "nl-NL"
+
+
+def _at_least(minimum: int) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if value < minimum:
+            raise OptionError(f"moet minstens {minimum} zijn, niet {value}")
+        return value
+
+    return check
+
+
+def _relative_path(value: str) -> str:
+    if not value.strip():
+        raise OptionError("mag niet leeg zijn")
+    return value
+
+
+SECTIONS: dict[str, dict[str, Option]] = {
+    "site": {
+        "title": Option(str, check=_non_empty, doc="Naam van de site en de feeds."),
+        "description": Option(str, check=_non_empty, doc="Korte beschrijving (feeds, meta)."),
+        "base_url": Option(str, check=_http_url, doc="Publieke adres van outbox/site/."),
+        "language": Option(str, "nl-NL", _language, doc="Taal van alle lezersteksten."),
+        "timezone": Option(str, "Europe/Amsterdam", _timezone, doc="Tijdzone voor data."),
+        "organisation": Option(str, check=_non_empty, doc="Afzender en uitgever."),
+        "email": Option(str, "", doc="Contactadres van de redactie (optioneel)."),
+    },
+    "feeds": {
+        "length": Option(int, 50, _at_least(1), doc="Aantal items per feed."),
+    },
+    "build": {
+        "workers": Option(int, 0, _at_least(0), doc="Processen voor Markdown; 0 = alle kernen."),
+        "cache": Option(
+            str, ".krimppost/cache.sqlite", _relative_path, doc="Cache van gerenderde teksten."
+        ),
+    },
+    "state": {
+        "path": Option(str, ".krimppost/state.sqlite", _relative_path, doc="De state store."),
+    },
+}
+TRACK_OPTIONS: dict[str, Option] = {
+    "label": Option(str, check=_non_empty, doc="Nederlandse naam van het traject."),
+    "description": Option(str, check=_non_empty, doc="Korte Nederlandse beschrijving."),
+}
+
+
+@dataclass(frozen=True)
+class Site:
+    title: str
+    description: str
+    base_url: str
+    language: str
+    timezone: str
+    organisation: str
+    email: str
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Track:
+    id: str
+    label: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Feeds:
+    length: int
+
+
+@dataclass(frozen=True)
+class Build:
+    workers: int
+    cache: str
+
+
+@dataclass(frozen=True)
+class State:
+    path: str
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    site: Site
+    tracks: Mapping[str, Track]
+    feeds: Feeds
+    build: Build
+    state: State
+    fingerprint: str = field(default="")
+
+    @property
+    def content_dir(self) -> Path:
+        return self.root / "content"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.root / "outbox"
+
+    def path(self, relative: str) -> Path:
+        """A configured path, relative to the project root unless absolute."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+
+class _LineIndex:
+    """Where each table and key of a TOML document starts (tomllib does not say)."""
+
+    _TABLE = re.compile(r"^\s*\[\[?\s*(.+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(
+        r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+    )
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[tuple[str, ...], int] = {}
+        table: tuple[str, ...] = ()
+        for number, line in enumerate(text.splitlines(), 1):
+            if m := self._TABLE.match(line):
+                table = self._split(m.group(1))
+                self.lines.setdefault(table, number)
+            elif m := self._KEY.match(line):
+                self.lines.setdefault(table + self._split(m.group(1)), number)
+
+    @staticmethod
+    def _split(dotted: str) -> tuple[str, ...]:
+        parts = re.findall(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", dotted)
+        return tuple(next(p for p in groups if p) if any(groups) else "" for groups in parts)
+
+    def line(self, *path: str) -> int:
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return 1
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; bedoelde je '{close[0]}'?" if close else f" (bekend: {', '.join(sorted(known))})"
+
+
+class _Validator:
+    def __init__(self, text: str, display: str) -> None:
+        self.index = _LineIndex(text)
+        self.display = display
+        self.problems: list[Problem] = []
+
+    def error(self, path: tuple[str, ...], message: str) -> None:
+        self.problems.append(Problem(self.display, self.index.line(*path), message))
+
+    def section(
+        self, path: tuple[str, ...], raw: Any, options: dict[str, Option]
+    ) -> dict[str, Any]:
+        label = "[" + ".".join(path) + "]"
+        if not isinstance(raw, dict):
+            self.error(path, f"{label} moet een tabel zijn, niet {_type_name(raw)}")
+            raw = {}
+        values: dict[str, Any] = {}
+        for key in raw:
+            if key not in options:
+                self.error(
+                    (*path, key),
+                    f"onbekende optie '{key}' in {label}{_suggest(key, list(options))}",
+                )
+        for key, option in options.items():
+            if key not in raw:
+                if option.required:
+                    self.error(path, f"verplichte optie '{key}' ontbreekt in {label}")
+                else:
+                    values[key] = option.default
+                continue
+            try:
+                values[key] = option.validate(raw[key])
+            except OptionError as exc:
+                self.error((*path, key), f"'{key}' in {label} {exc}")
+        return values
+
+
+def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
+    """Validate the text of a config file; raises ConfigError listing every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = int(m.group(1)) if m else 1
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError([Problem(display, line, f"ongeldige TOML: {message}")]) from None
+
+    v = _Validator(text, display)
+    known = [*SECTIONS, "tracks"]
+    for name in raw:
+        if name not in known:
+            v.error((name,), f"onbekende sectie [{name}]{_suggest(name, known)}")
+    values = {name: v.section((name,), raw.get(name, {}), opts) for name, opts in SECTIONS.items()}
+
+    tracks: dict[str, Track] = {}
+    raw_tracks = raw.get("tracks", {})
+    if not isinstance(raw_tracks, dict) or not raw_tracks:
+        v.error(("tracks",), "er moet minstens één traject zijn, bijvoorbeeld [tracks.wrb]")
+        raw_tracks = {}
+    for track_id, body in raw_tracks.items():
+        if not TRACK_ID.match(track_id):
+            v.error(
+                ("tracks", track_id),
+                f"ongeldige traject-id '{track_id}': kleine letters, cijfers en '-'",
+            )
+        t = v.section(("tracks", track_id), body, TRACK_OPTIONS)
+        if len(t) == len(TRACK_OPTIONS):
+            tracks[track_id] = Track(track_id, t["label"], t["description"])
+
+    if v.problems:
+        raise ConfigError(v.problems)
+    return Config(
+        root=root,
+        site=Site(**values["site"]),
+        tracks=MappingProxyType(tracks),
+        feeds=Feeds(**values["feeds"]),
+        build=Build(**values["build"]),
+        state=State(**values["state"]),
+        fingerprint=hashlib.sha256(text.encode()).hexdigest()[:16],
+    )
+
+
+def load_config(root: Path) -> Config:
+    """Read `config.toml` under root."""
+    path = root / CONFIG_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            [
+                Problem(
+                    str(path), None, "geen config.toml gevonden; gebruik --root of `krimppost init`"
+                )
+            ]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), None, f"kan niet lezen: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(CONFIG_NAME, line, "geen geldige UTF-8")]) from None
+    return parse_config(text.replace("\r\n", "\n"), root.resolve())

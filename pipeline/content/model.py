@@ -1,0 +1,117 @@
+"""The immutable item model every renderer works from."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+KINDS: tuple[str, ...] = ("finding", "progress", "event", "podcast", "publication", "news")
+
+# Dutch labels shown to readers.
+KIND_LABELS: dict[str, str] = {
+    "finding": "Bevinding",
+    "progress": "Voortgang",
+    "event": "Evenement",
+    "podcast": "Podcast",
+    "publication": "Publicatie",
+    "news": "Nieuws",
+}
+
+SOCIAL_PLATFORMS: tuple[str, ...] = ("x", "linkedin", "mastodon", "bluesky", "threads")
+
+# Files under content/ other than items are published under this folder of the site.
+ASSET_PREFIX = "bestanden/"
+
+
+class ItemState(enum.StrEnum):
+    PUBLISHED = "published"
+    EMBARGOED = "embargoed"
+    DRAFT = "draft"
+
+
+@dataclass(frozen=True)
+class Event:
+    start: datetime
+    end: datetime | None
+    location: str
+    registration_url: str | None
+
+
+@dataclass(frozen=True)
+class Audio:
+    url: str
+    length: int
+    duration: str
+    type: str
+
+    @property
+    def seconds(self) -> int:
+        h, m, s = (int(part) for part in self.duration.split(":"))
+        return h * 3600 + m * 60 + s
+
+
+@dataclass(frozen=True)
+class Attachment:
+    title: str
+    url: str
+    path: str | None = None  # content-relative path when the file is published with the site
+
+
+@dataclass(frozen=True)
+class Item:
+    """One validated content item. Datetimes are aware, in the site time zone."""
+
+    id: str
+    source: str  # path relative to the project root, POSIX style
+    title: str
+    kind: str
+    track: str
+    summary: str
+    date: datetime
+    date_has_time: bool
+    publish_at: datetime | None
+    draft: bool
+    tags: tuple[str, ...]
+    regions: tuple[str, ...]
+    image: str | None  # absolute URL
+    image_alt: str | None
+    event: Event | None
+    audio: Audio | None
+    attachments: tuple[Attachment, ...]
+    social_enabled: bool
+    social_overrides: tuple[tuple[str, str], ...]
+    newsletter: bool
+    html: str
+    text: str
+    assets: tuple[str, ...]  # content-relative paths of files this item publishes
+    content_hash: str
+    lines: tuple[tuple[str, int], ...]  # front-matter key path ("event.start") -> line
+
+    @property
+    def slug(self) -> str:
+        return self.id
+
+    @property
+    def published_at(self) -> datetime:
+        """The moment the item goes live: max(date, publish_at)."""
+        if self.publish_at is None:
+            return self.date
+        return max(self.date, self.publish_at)
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS[self.kind]
+
+    def social_override(self, platform: str) -> str | None:
+        return dict(self.social_overrides).get(platform)
+
+    def line_of(self, key: str) -> int:
+        return dict(self.lines).get(key, 1)
+
+    def state(self, now: datetime) -> ItemState:
+        if self.draft:
+            return ItemState.DRAFT
+        if now < self.published_at:
+            return ItemState.EMBARGOED
+        return ItemState.PUBLISHED

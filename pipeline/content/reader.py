@@ -1,0 +1,320 @@
+"""Read every item under content/: parse, validate and render in parallel, cache by content hash.
+
+`parse_item` is a pure function of a file's bytes and the reader settings, so its result is
+cached (cache.py) and computed in worker processes; checks that look at the disk or across
+files (asset existence, duplicate ids) run afterwards in the main process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import unicodedata
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime
+from multiprocessing import get_context
+from pathlib import Path
+from urllib.parse import quote, urljoin
+
+from pipeline.config import Config
+from pipeline.content import body, fields, frontmatter
+from pipeline.content.cache import RenderCache
+from pipeline.content.model import ASSET_PREFIX, Attachment, Audio, Event, Item, ItemState
+from pipeline.errors import Problem
+
+CONTENT_DIR = "content"
+
+
+def _code_fingerprint() -> str:
+    """Cached parse results are only valid for the code that made them."""
+    digest = hashlib.blake2b(digest_size=8)
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+PARSER_VERSION = _code_fingerprint()
+_POOL_THRESHOLD = 64  # below this many uncached files a pool costs more than it saves
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """The cacheable outcome of one file: an item, or its problems (never both empty)."""
+
+    item: Item | None
+    problems: tuple[Problem, ...]
+    # Paths that must exist for the item to be valid: (key, candidate, raw value).
+    required_files: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ContentSet:
+    """All valid items (sorted newest first) and every problem found."""
+
+    items: tuple[Item, ...]
+    problems: tuple[Problem, ...]
+
+    def by_state(self, now: datetime) -> dict[ItemState, list[Item]]:
+        out: dict[ItemState, list[Item]] = {state: [] for state in ItemState}
+        for item in self.items:
+            out[item.state(now)].append(item)
+        return out
+
+    def published(self, now: datetime) -> list[Item]:
+        return [item for item in self.items if item.state(now) is ItemState.PUBLISHED]
+
+
+def settings_for(config: Config) -> fields.ReaderSettings:
+    return fields.ReaderSettings(
+        tracks=tuple(config.tracks),
+        timezone=config.site.timezone,
+        base_url=config.site.base_url,
+        fingerprint=f"{PARSER_VERSION}:{config.fingerprint}",
+    )
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def derived_id(relative: str) -> str:
+    """`content/woningmarkt/Sloop & transformatie.md` -> `woningmarkt-sloop-transformatie`."""
+    stem = relative.removeprefix(CONTENT_DIR + "/").removesuffix(Path(relative).suffix)
+    return slugify(stem.replace("/", "-"))[:120].strip("-") or "item"
+
+
+def asset_url(base_url: str, content_path: str) -> str:
+    return urljoin(base_url, ASSET_PREFIX + quote(content_path))
+
+
+def parse_item(relative: str, data: bytes, settings: fields.ReaderSettings) -> ParseResult:
+    """Parse, validate and render one file. Never raises for any input."""
+    try:
+        return _parse(relative, data, settings)
+    except Exception as exc:
+        return ParseResult(None, (Problem(relative, None, f"interne fout bij lezen: {exc!r}"),))
+
+
+def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> ParseResult:
+    try:
+        text = frontmatter.decode(data)
+        doc = frontmatter.load(text)
+    except frontmatter.FrontMatterError as exc:
+        return ParseResult(None, (Problem(relative, exc.line, exc.message),))
+
+    item_dir = posixpath.dirname(relative.removeprefix(CONTENT_DIR + "/"))
+    values, problems = fields.validate(doc.data, doc.lines, settings, item_dir)
+    if problems:
+        return ParseResult(None, tuple(Problem(relative, line, msg) for line, msg in problems))
+
+    html, plain = body.render(doc.body, settings.base_url, item_dir)
+    required: list[tuple[str, str, str]] = []
+
+    image_url = None
+    if values["image"]:
+        raw, path = values["image"]
+        image_url = raw if path is None else path
+        if path is not None:
+            required.append(("image", path, raw))
+
+    attachments = []
+    for index, (title, url_or_raw, path) in enumerate(values["attachments"]):
+        if path is not None:
+            required.append((f"attachments.{index}.path", path, url_or_raw))
+        attachments.append(
+            Attachment(title=title, url=url_or_raw if path is None else "", path=path)
+        )
+
+    audio = None
+    if values.get("audio"):
+        (raw, path), length, duration, mime = values["audio"]
+        if path is not None:
+            required.append(("audio.url", path, raw))
+        audio = Audio(
+            url=raw if path is None else path, length=length, duration=duration, type=mime
+        )
+
+    event = Event(*values["event"]) if values.get("event") else None
+    item = Item(
+        id=values["id"] or derived_id(relative),
+        source=relative,
+        title=values["title"],
+        kind=values["kind"],
+        track=values["track"],
+        summary=values["summary"],
+        date=values["date"],
+        date_has_time=values["date_has_time"],
+        publish_at=values["publish_at"],
+        draft=values["draft"],
+        tags=values["tags"],
+        regions=values["regions"],
+        image=image_url,
+        image_alt=values["image_alt"],
+        event=event,
+        audio=audio,
+        attachments=tuple(attachments),
+        social_enabled=values["social_enabled"],
+        social_overrides=values["social_overrides"],
+        newsletter=values["newsletter"],
+        html=html,
+        text=plain,
+        assets=(),
+        content_hash=hashlib.sha256(text.encode()).hexdigest(),
+        lines=tuple(sorted(doc.lines.items())),
+    )
+    return ParseResult(item, (), tuple(required))
+
+
+def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> ParseResult:
+    """Find each referenced file on disk: next to the item first, then from content/'s root."""
+    item = result.item
+    if item is None or not result.required_files:
+        return result
+    found: dict[str, str] = {}
+    problems = []
+    for key, candidate, raw in result.required_files:
+        options = [candidate]
+        rooted = posixpath.normpath(raw.lstrip("/"))
+        if not raw.startswith("/") and not rooted.startswith("..") and rooted not in options:
+            options.append(rooted)
+        hit = next((p for p in options if (content_dir / p).is_file()), None)
+        if hit is None:
+            problems.append(
+                Problem(
+                    item.source,
+                    item.line_of(key),
+                    f"'{key}': bestand {raw!r} niet gevonden in content/",
+                )
+            )
+        else:
+            found[key] = hit
+    if problems:
+        return ParseResult(None, tuple(problems))
+
+    image = asset_url(base_url, found["image"]) if "image" in found else item.image
+    attachments = tuple(
+        replace(
+            a,
+            path=found[f"attachments.{i}.path"],
+            url=asset_url(base_url, found[f"attachments.{i}.path"]),
+        )
+        if a.path is not None
+        else a
+        for i, a in enumerate(item.attachments)
+    )
+    audio = item.audio
+    if audio is not None and "audio.url" in found:
+        audio = replace(audio, url=asset_url(base_url, found["audio.url"]))
+    resolved = replace(
+        item,
+        image=image,
+        attachments=attachments,
+        audio=audio,
+        assets=tuple(sorted(set(found.values()))),
+    )
+    return ParseResult(resolved, ())
+
+
+def iter_sources(root: Path) -> Iterator[tuple[str, Path]]:
+    """Every `.md` file under content/, as (root-relative POSIX path, path); hidden files skipped."""
+    content = root / CONTENT_DIR
+    for dirpath, dirnames, filenames in os.walk(content):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        for name in sorted(filenames):
+            if name.startswith(".") or name.endswith("~") or not name.lower().endswith(".md"):
+                continue
+            path = Path(dirpath) / name
+            yield path.relative_to(root).as_posix(), path
+
+
+def _parse_chunk(args: tuple[list[tuple[str, bytes]], fields.ReaderSettings]) -> list[ParseResult]:
+    chunk, settings = args
+    return [parse_item(rel, data, settings) for rel, data in chunk]
+
+
+def _workers(config: Config) -> int:
+    if config.build.workers:
+        return config.build.workers
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def read_content(config: Config, *, use_cache: bool = True) -> ContentSet:
+    """Read, validate and render every item under content/."""
+    settings = settings_for(config)
+    sources: list[tuple[str, bytes]] = []
+    problems: list[Problem] = []
+    for relative, path in iter_sources(config.root):
+        try:
+            sources.append((relative, path.read_bytes()))
+        except OSError as exc:
+            problems.append(Problem(relative, None, f"kan niet lezen: {exc.strerror}"))
+
+    keys = {rel: _cache_key(data, settings) for rel, data in sources}
+    cache = RenderCache(config.path(config.build.cache)) if use_cache else None
+    cached = cache.load(keys) if cache else {}
+    todo = [(rel, data) for rel, data in sources if rel not in cached]
+    fresh = _parse_all(todo, settings, config)
+    if cache:
+        cache.store({rel: (keys[rel], result) for rel, result in fresh.items()}, keep=set(keys))
+
+    results = {**cached, **fresh}
+    items: list[Item] = []
+    for relative, _ in sources:
+        result = _resolve_files(results[relative], config.content_dir, config.site.base_url)
+        problems.extend(result.problems)
+        if result.item is not None:
+            items.append(result.item)
+
+    items, duplicate_problems = _unique_ids(items)
+    problems.extend(duplicate_problems)
+    items.sort(key=lambda i: (i.published_at, i.id), reverse=True)
+    return ContentSet(tuple(items), tuple(sorted(problems, key=Problem.sort_key)))
+
+
+def _cache_key(data: bytes, settings: fields.ReaderSettings) -> str:
+    return hashlib.blake2b(data + settings.fingerprint.encode(), digest_size=20).hexdigest()
+
+
+def _parse_all(
+    todo: list[tuple[str, bytes]], settings: fields.ReaderSettings, config: Config
+) -> dict[str, ParseResult]:
+    workers = _workers(config)
+    if workers <= 1 or len(todo) < _POOL_THRESHOLD:
+        return {rel: parse_item(rel, data, settings) for rel, data in todo}
+    # Small chunks keep both cores busy to the end; large ones cut pickling overhead.
+    size = max(8, len(todo) // (workers * 16))
+    chunks = [(todo[i : i + size], settings) for i in range(0, len(todo), size)]
+    out: dict[str, ParseResult] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        for chunk, results in zip(chunks, pool.map(_parse_chunk, chunks), strict=True):
+            for (rel, _), result in zip(chunk[0], results, strict=True):
+                out[rel] = result
+    return out
+
+
+def _unique_ids(items: list[Item]) -> tuple[list[Item], list[Problem]]:
+    by_id: dict[str, list[Item]] = {}
+    for item in items:
+        by_id.setdefault(item.id, []).append(item)
+    keep, problems = [], []
+    for item_id, group in by_id.items():
+        if len(group) == 1:
+            keep.append(group[0])
+            continue
+        for item in group:
+            others = ", ".join(o.source for o in group if o is not item)
+            problems.append(
+                Problem(
+                    item.source,
+                    item.line_of("id"),
+                    f"id '{item_id}' is niet uniek: ook gebruikt door {others}",
+                )
+            )
+    return keep, problems

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import shutil
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+VALID = """\
+---
+title: Een geldig item
+date: 2026-11-01
+kind: news
+track: wrb
+summary: Een korte samenvatting.
+---
+Tekst van het item.
+"""
+
+
+class Project:
+    """A throw-away krimppost project with the repository's config and no content."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "content").mkdir(parents=True)
+        shutil.copy(REPO / "config.toml", root / "config.toml")
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / "content" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    def write_bytes(self, relative: str, data: bytes) -> Path:
+        path = self.root / "content" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path / "project")
