@@ -99,6 +99,32 @@ def check(root: Path, now: datetime) -> None:
 
 
 @cli.command()
+@_root_option
+@_now_option
+@_reports_errors
+def build(root: Path, now: datetime) -> None:
+    """Bouw de site, de feeds en de agenda in outbox/ (alleen wat veranderd is)."""
+    from pipeline.commands.build import build as run_build
+
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("bouwen", total=None)
+            report = run_build(
+                root,
+                now,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    else:
+        report = run_build(root, now)
+    for problem in report.problems:
+        click.echo(str(problem))
+    click.echo(report.summary())
+    sys.exit(1 if report.problems else 0)
+
+
+@cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @_reports_errors
 def init(directory: Path) -> None:

@@ -125,6 +125,17 @@ SECTIONS: dict[str, dict[str, Option]] = {
     "feeds": {
         "length": Option(int, 50, _at_least(1), doc="Aantal items per feed."),
     },
+    "podcast": {
+        "title": Option(str, "", doc="Naam van de podcast; standaard de sitetitel."),
+        "description": Option(str, "", doc="Beschrijving; standaard die van de site."),
+        "image": Option(
+            str, "", doc="Hoesafbeelding (pad onder content/ of URL), 1400-3000 px vierkant."
+        ),
+        "category": Option(str, "Government", _non_empty, doc="Apple Podcasts-categorie."),
+        "explicit": Option(bool, False, doc="Expliciete inhoud."),
+        "author": Option(str, "", doc="Maker; standaard de organisatie."),
+        "email": Option(str, "", doc="Contactadres van de eigenaar; standaard site.email."),
+    },
     "build": {
         "workers": Option(int, 0, _at_least(0), doc="Processen voor Markdown; 0 = alle kernen."),
         "cache": Option(
@@ -169,6 +180,17 @@ class Feeds:
 
 
 @dataclass(frozen=True)
+class Podcast:
+    title: str
+    description: str
+    image: str
+    category: str
+    explicit: bool
+    author: str
+    email: str
+
+
+@dataclass(frozen=True)
 class Build:
     workers: int
     cache: str
@@ -185,6 +207,7 @@ class Config:
     site: Site
     tracks: Mapping[str, Track]
     feeds: Feeds
+    podcast: Podcast
     build: Build
     state: State
     fingerprint: str = field(default="")
@@ -318,6 +341,7 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         site=Site(**values["site"]),
         tracks=MappingProxyType(tracks),
         feeds=Feeds(**values["feeds"]),
+        podcast=Podcast(**values["podcast"]),
         build=Build(**values["build"]),
         state=State(**values["state"]),
         fingerprint=hashlib.sha256(text.encode()).hexdigest()[:16],

@@ -46,3 +46,18 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path / "project")
+
+
+def build_at(project: Project, now: str = "2026-11-27T12:00"):  # type: ignore[no-untyped-def]
+    from pipeline.commands.build import build
+
+    return build(project.root, datetime.fromisoformat(now))
+
+
+def outbox_files(root: Path) -> dict[str, bytes]:
+    site = root / "outbox"
+    return {
+        p.relative_to(site).as_posix(): p.read_bytes()
+        for p in sorted(site.rglob("*"))
+        if p.is_file()
+    }

@@ -82,7 +82,7 @@ def test_unknown_section_and_track_problems() -> None:
     assert errors(text) == by_line(
         [
             f"config.toml:{line_of(text, '[sociaal]')}: onbekende sectie [sociaal] "
-            "(bekend: build, feeds, site, state, tracks)",
+            "(bekend: build, feeds, podcast, site, state, tracks)",
             f"config.toml:{line_of(text, '[tracks.Fout]')}: ongeldige traject-id 'Fout': kleine "
             "letters, cijfers en '-'",
             f"config.toml:{line_of(text, '[tracks.Fout]')}: verplichte optie 'description' "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from typing import Any
 
 KINDS: tuple[str, ...] = ("finding", "progress", "event", "podcast", "publication", "news")
 
@@ -115,3 +117,42 @@ class Item:
         if now < self.published_at:
             return ItemState.EMBARGOED
         return ItemState.PUBLISHED
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode_dt(value: Any) -> Any:
+    return (
+        datetime.fromisoformat(value["$dt"])
+        if isinstance(value, dict) and "$dt" in value
+        else value
+    )
+
+
+def item_to_json(item: Item) -> str:
+    """A stable text form for the state store (survives code changes better than pickle)."""
+    return json.dumps(_encode(asdict(item)), ensure_ascii=False, sort_keys=True)
+
+
+def item_from_json(text: str) -> Item:
+    data = json.loads(text)
+    known = {f.name for f in fields(Item)}
+    data = {k: _decode_dt(v) for k, v in data.items() if k in known}
+    if data.get("event"):
+        data["event"] = Event(**{k: _decode_dt(v) for k, v in data["event"].items()})
+    if data.get("audio"):
+        data["audio"] = Audio(**data["audio"])
+    data["attachments"] = tuple(Attachment(**a) for a in data.get("attachments", ()))
+    for key in ("tags", "regions", "assets"):
+        data[key] = tuple(data.get(key, ()))
+    for key in ("social_overrides", "lines"):
+        data[key] = tuple(tuple(pair) for pair in data.get(key, ()))
+    return Item(**data)

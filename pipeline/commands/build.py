@@ -1,0 +1,237 @@
+"""`krimppost build`: site, feeds and calendars into outbox/, incremental and crash-safe.
+
+Order of a build: read and validate everything; decide what is online; list every output
+with its key; render only outputs whose key changed; stage and commit the files (pages
+before the listings and feeds that link to them); delete files no longer produced; then
+record items and outputs in the state store in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.commands.check import site_moment
+from pipeline.config import Config, load_config
+from pipeline.content.reader import asset_url, read_content
+from pipeline.errors import Problem
+from pipeline.outbox import Outbox, digest
+from pipeline.publish import Entry, Publication, decide
+from pipeline.render import calendar, feeds, templates
+from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
+from pipeline.state import BuildLock, StateStore
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BuildReport:
+    publication: Publication
+    problems: tuple[Problem, ...]
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        p = self.publication
+        return (
+            f"{len(p.entries)} berichten online ({len(p.new)} nieuw, {len(p.changed)} gewijzigd, "
+            f"{len(p.withdrawn)} ingetrokken, {len(p.kept)} vorige versie behouden); "
+            f"{len(self.written)} bestanden geschreven, {len(self.removed)} verwijderd, "
+            f"{self.unchanged} ongewijzigd; {len(self.problems)} fouten; {self.seconds:.2f} s"
+        )
+
+
+def _code_fingerprint() -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for source in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
+        h.update(source.read_bytes())
+    return h.hexdigest()
+
+
+def feed_outputs(
+    config: Config, entries: tuple[Entry, ...], fp: str, now: datetime
+) -> list[Output]:
+    site = config.site
+    length = config.feeds.length
+    specs = [(feeds.FeedSpec("", site.title, site.description, site.base_url), entries)]
+    for track in config.tracks.values():
+        specs.append(
+            (
+                feeds.FeedSpec(
+                    f"{track.id}/",
+                    f"{site.title}: {track.label}",
+                    track.description,
+                    site.base_url + f"trajecten/{track.id}/",
+                ),
+                tuple(e for e in entries if e.item.track == track.id),
+            )
+        )
+    out: list[Output] = []
+    for spec, selected in specs:
+        chosen = selected[:length]
+        keys = [(e.entry_id, e.item.content_hash, e.updated) for e in chosen]
+        for name, writer in (
+            ("rss.xml", feeds.rss),
+            ("atom.xml", feeds.atom),
+            ("feed.json", feeds.json_feed),
+        ):
+            out.append(
+                Output(
+                    f"site/feeds/{spec.folder}{name}",
+                    key_of(fp, "feed", spec, name, keys),
+                    lambda w=writer, s=spec, c=chosen: w(config, s, c),
+                    3,
+                )
+            )
+    image = podcast_image_url(config)
+    episodes = [e for e in entries if e.item.audio is not None]
+    out.append(
+        Output(
+            "site/feeds/podcast.xml",
+            key_of(
+                fp,
+                "podcast",
+                image,
+                [(e.entry_id, e.item.content_hash, e.updated) for e in episodes],
+            ),
+            lambda: feeds.podcast(config, entries, image),
+            3,
+        )
+    )
+    upcoming = upcoming_events(entries, now)
+    out.append(
+        Output(
+            "site/agenda.ics",
+            key_of(fp, "agenda", [(e.entry_id, e.item.content_hash, e.updated) for e in upcoming]),
+            lambda: calendar.agenda(config, upcoming),
+            3,
+        )
+    )
+    for entry in entries:
+        if entry.item.event is not None:
+            out.append(
+                Output(
+                    f"site/{entry.path}evenement.ics",
+                    key_of(fp, "ics", entry.entry_id, entry.item.content_hash, entry.updated),
+                    lambda e=entry: calendar.single(config, e),
+                    1,
+                )
+            )
+    return out
+
+
+def podcast_image_url(config: Config) -> str | None:
+    image = config.podcast.image
+    if not image:
+        return None
+    if "://" in image:
+        return image
+    return asset_url(config.site.base_url, image.lstrip("/"))
+
+
+def podcast_image_output(config: Config) -> list[Output]:
+    image = config.podcast.image
+    if not image or "://" in image:
+        return []
+    rel = image.lstrip("/")
+    source = config.content_dir / rel
+    if not source.is_file():
+        return []
+    st = source.stat()
+    return [
+        Output(
+            f"site/bestanden/{rel}",
+            key_of("asset", rel, st.st_size, st.st_mtime_ns),
+            source.read_bytes,
+            0,
+        )
+    ]
+
+
+def build(
+    root: Path,
+    now: datetime,
+    *,
+    progress: Progress | None = None,
+    lock_timeout: float = 60.0,
+    issues: tuple[IssueLink, ...] = (),
+) -> BuildReport:
+    started_wall = time.perf_counter()
+    started = datetime.now(UTC)
+    config = load_config(root)
+    now = site_moment(now, config)
+    state_path = config.path(config.state.path)
+    with BuildLock(state_path, lock_timeout):
+        content = read_content(config)
+        with StateStore(state_path) as state:
+            publication = decide(config, content, state, now)
+            dirs = templates.template_dirs(config.templates_dir)
+            fp = key_of(templates.fingerprint(dirs), config.fingerprint, _code_fingerprint())
+            env = templates.environment(dirs, config.site.tz)
+            site = Site(config, env, dirs, publication.entries, now, fp, issues)
+            outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
+            outputs += [
+                o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}
+            ]
+            report = BuildReport(publication, content.problems)
+            produced = _write(config, outputs, state.outputs(), report, progress)
+
+            outbox = Outbox(config.outbox_dir)
+            stale = [p for p in state.outputs() if p not in produced]
+            report.removed = [p for p in stale if outbox.path_for(p).exists()]
+            outbox.remove(stale)
+            with state.transaction():
+                for record, last_good in publication.saves:
+                    state.save_item(record, last_good)
+                for item_id in publication.withdrawn:
+                    state.withdraw(item_id, now)
+                state.replace_outputs(produced)
+                state.record_build(
+                    started, now, len(report.written), len(report.removed), len(content.problems)
+                )
+    report.seconds = time.perf_counter() - started_wall
+    return report
+
+
+def _write(
+    config: Config,
+    outputs: list[Output],
+    previous: dict[str, tuple[str, str]],
+    report: BuildReport,
+    progress: Progress | None,
+) -> dict[str, tuple[str, str]]:
+    outbox = Outbox(config.outbox_dir)
+    outbox.sweep_temp_files()
+    produced: dict[str, tuple[str, str]] = {}
+    ordered = sorted(outputs, key=lambda o: o.stage)
+    try:
+        for index, out in enumerate(ordered):
+            if progress is not None and index % 50 == 0:
+                progress(index, len(ordered))
+            prev = previous.get(out.path)
+            exists = outbox.path_for(out.path).exists()
+            if prev is not None and prev[0] == out.key and exists:
+                produced[out.path] = prev
+                report.unchanged += 1
+                continue
+            data = out.produce()
+            d = digest(data)
+            produced[out.path] = (out.key, d)
+            if prev is not None and prev[1] == d and exists:
+                report.unchanged += 1
+                continue
+            outbox.stage(out.path, data)
+            report.written.append(out.path)
+        outbox.commit()
+    except BaseException:
+        outbox.discard()
+        raise
+    if progress is not None:
+        progress(len(ordered), len(ordered))
+    return produced

@@ -1,0 +1,191 @@
+"""RSS 2.0, Atom 1.0, JSON Feed 1.1 and the podcast feed, from entries only (never the clock).
+
+feedgen 1.0 pitfalls handled here: `updated`/`lastBuildDate` are set from content (it
+would use now), entries are appended in our order (it prepends by default), and every
+datetime is aware. JSON Feed is not in feedgen and is written directly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from pipeline.config import Config
+from pipeline.publish import Entry
+
+GENERATOR = "krimppost"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """One feed family (all items, or one track) and where its files go."""
+
+    folder: str  # "" or "<track>/"
+    title: str
+    description: str
+    home: str  # absolute URL of the matching site page
+
+
+def _updated(entries: Sequence[Entry], fallback: datetime) -> datetime:
+    return max((e.updated for e in entries), default=fallback)
+
+
+def _categories(entry: Entry, config: Config) -> list[str]:
+    track = config.tracks.get(entry.item.track)
+    return [track.label if track else entry.item.track, *entry.item.tags]
+
+
+def _generator(
+    config: Config, spec: FeedSpec, self_url: str, entries: Sequence[Entry]
+) -> FeedGenerator:
+    site = config.site
+    fg = FeedGenerator()
+    fg.id(self_url)
+    fg.title(spec.title)
+    fg.subtitle(spec.description)
+    fg.description(spec.description)
+    # feedgen uses the last link as RSS <channel><link>: the site page, not the feed itself.
+    fg.link(href=self_url, rel="self")
+    fg.link(href=spec.home, rel="alternate", type="text/html")
+    fg.language("nl")
+    fg.author({"name": site.organisation, **({"email": site.email} if site.email else {})})
+    fg.generator(GENERATOR, uri="https://www.bevolkingsdaling.nl/")
+    fg.rights(f"© {site.organisation}")
+    fg.updated(_updated(entries, _epoch(config)))
+    fg.lastBuildDate(_updated(entries, _epoch(config)))
+    for entry in entries:
+        item = entry.item
+        fe = fg.add_entry(order="append")
+        fe.id(entry.entry_id)
+        fe.guid(entry.entry_id, permalink=False)
+        fe.title(item.title)
+        fe.link(href=entry.url, rel="alternate", type="text/html")
+        fe.summary(item.summary)
+        fe.description(item.summary)
+        fe.content(item.html, type="CDATA")
+        fe.published(entry.published)
+        fe.pubDate(entry.published)
+        fe.updated(entry.updated)
+        for term in _categories(entry, config):
+            fe.category(term=term, label=term)
+        if item.audio is not None:
+            fe.enclosure(item.audio.url, str(item.audio.length), item.audio.type)
+    return fg
+
+
+def _epoch(config: Config) -> datetime:
+    return datetime(
+        2018, 1, 1, tzinfo=config.site.tz
+    )  # the WRB's founding year; only for empty feeds
+
+
+def rss(config: Config, spec: FeedSpec, entries: Sequence[Entry]) -> bytes:
+    url = config.site.base_url + f"feeds/{spec.folder}rss.xml"
+    return _generator(config, spec, url, entries).rss_str(pretty=True)
+
+
+def atom(config: Config, spec: FeedSpec, entries: Sequence[Entry]) -> bytes:
+    url = config.site.base_url + f"feeds/{spec.folder}atom.xml"
+    fg = _generator(config, spec, url, entries)
+    # Atom content of type html must be escaped text, not CDATA.
+    for fe in fg.entry():
+        fe.content(fe.content()["content"], type="html")
+    return _restore_entry_links(fg.atom_str(pretty=True), entries)
+
+
+def _restore_entry_links(xml: bytes, entries: Sequence[Entry]) -> bytes:
+    """feedgen 1.0 drops rel/type from Atom entry links: put them back, per entry."""
+    root = etree.fromstring(xml)
+    ns = {"a": ATOM_NS}
+    for element, entry in zip(root.findall("a:entry", ns), entries, strict=True):
+        for link in element.findall("a:link", ns):
+            audio = entry.item.audio
+            if audio is not None and link.get("href") == audio.url:
+                link.set("rel", "enclosure")
+                link.set("type", audio.type)
+                link.set("length", str(audio.length))
+            elif link.get("href") == entry.url:
+                link.set("rel", "alternate")
+                link.set("type", "text/html")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def json_feed(config: Config, spec: FeedSpec, entries: Sequence[Entry]) -> bytes:
+    site = config.site
+    url = site.base_url + f"feeds/{spec.folder}feed.json"
+    items = []
+    for entry in entries:
+        item = entry.item
+        data: dict[str, object] = {
+            "id": entry.entry_id,
+            "url": entry.url,
+            "title": item.title,
+            "content_html": item.html,
+            "summary": item.summary,
+            "date_published": entry.published.isoformat(),
+            "date_modified": entry.updated.isoformat(),
+            "tags": _categories(entry, config),
+            "language": "nl-NL",
+        }
+        if item.image:
+            data["image"] = item.image
+        if item.audio is not None:
+            data["attachments"] = [
+                {
+                    "url": item.audio.url,
+                    "mime_type": item.audio.type,
+                    "size_in_bytes": item.audio.length,
+                    "duration_in_seconds": item.audio.seconds,
+                }
+            ]
+        items.append(data)
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": spec.title,
+        "home_page_url": spec.home,
+        "feed_url": url,
+        "description": spec.description,
+        "language": "nl-NL",
+        "authors": [{"name": site.organisation, "url": site.base_url}],
+        "items": items,
+    }
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def podcast(config: Config, entries: Sequence[Entry], image_url: str | None) -> bytes:
+    """The podcast feed with Apple Podcasts tags; only items that carry audio."""
+    site, pc = config.site, config.podcast
+    episodes = [e for e in entries if e.item.audio is not None]
+    spec = FeedSpec(
+        folder="",
+        title=pc.title or site.title,
+        description=pc.description or site.description,
+        home=site.base_url + "soorten/podcasts/",
+    )
+    fg = _generator(config, spec, site.base_url + "feeds/podcast.xml", episodes)
+    fg.load_extension("podcast")
+    fg.podcast.itunes_author(pc.author or site.organisation)
+    fg.podcast.itunes_category(pc.category)
+    fg.podcast.itunes_explicit("yes" if pc.explicit else "no")
+    fg.podcast.itunes_summary(spec.description)
+    fg.podcast.itunes_owner(
+        name=pc.author or site.organisation, email=pc.email or site.email or "info@example.nl"
+    )
+    if image_url:
+        fg.podcast.itunes_image(image_url)
+        fg.image(url=image_url, title=spec.title, link=spec.home)
+    for fe, entry in zip(fg.entry(), episodes, strict=True):
+        audio = entry.item.audio
+        assert audio is not None
+        fe.podcast.itunes_duration(audio.duration)
+        fe.podcast.itunes_summary(entry.item.summary)
+        fe.podcast.itunes_explicit("yes" if pc.explicit else "no")
+        if entry.item.image and entry.item.image.lower().endswith((".png", ".jpg", ".jpeg")):
+            fe.podcast.itunes_image(entry.item.image)
+    return fg.rss_str(pretty=True)

@@ -1,0 +1,376 @@
+"""The static web archive: which pages exist, their keys, and how each is rendered.
+
+Every output carries a key made of everything it depends on; the build renders only
+outputs whose key changed, so a one-item edit re-renders a handful of pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+from xml.sax.saxutils import escape
+
+import jinja2
+
+from pipeline.config import Config
+from pipeline.content.model import KIND_LABELS, KINDS
+from pipeline.publish import Entry
+from pipeline.render import templates
+
+PAGE_SIZE = 20
+HOME_SIZE = 10
+KIND_PATHS: dict[str, tuple[str, str]] = {
+    "finding": ("bevindingen", "Bevindingen"),
+    "progress": ("voortgang", "Voortgang"),
+    "event": ("evenementen", "Evenementen"),
+    "podcast": ("podcasts", "Podcasts"),
+    "publication": ("publicaties", "Publicaties"),
+    "news": ("nieuws", "Nieuws"),
+}
+assert set(KIND_PATHS) == set(KINDS) == set(KIND_LABELS)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file of the outbox: where it goes, what it depends on, how to make it."""
+
+    path: str  # relative to outbox/
+    key: str
+    produce: Callable[[], bytes]
+    stage: int = 1  # commit order: assets and pages before the listings and feeds that link them
+
+
+@dataclass(frozen=True)
+class IssueLink:
+    """A newsletter issue in the archive (filled by the newsletter feature)."""
+
+    number: int
+    subject: str
+    created_at: datetime
+    path: str
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    count: int
+    entries: Sequence[Entry]
+    previous: str | None
+    next: str | None
+
+
+def key_of(*parts: object) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def entry_key(entry: Entry) -> tuple:
+    return (entry.id, entry.entry_id, entry.item.content_hash, entry.updated, entry.published)
+
+
+def upcoming_events(entries: Sequence[Entry], now: datetime) -> list[Entry]:
+    """Events that have not ended yet, soonest first."""
+    events = [
+        e
+        for e in entries
+        if e.item.event is not None and (e.item.event.end or e.item.event.start) >= now
+    ]
+    return sorted(events, key=lambda e: (e.item.event.start, e.id))  # type: ignore[union-attr]
+
+
+class Site:
+    def __init__(
+        self,
+        config: Config,
+        env: jinja2.Environment,
+        template_dirs: list[Path],
+        entries: Sequence[Entry],
+        now: datetime,
+        fingerprint: str,
+        issues: Sequence[IssueLink] = (),
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.template_dirs = template_dirs
+        self.entries = entries
+        self.now = now
+        self.fp = fingerprint
+        self.issues = issues
+        self.base_path = urlsplit(config.site.base_url).path or "/"
+        self.track_labels = {t.id: t.label for t in config.tracks.values()}
+        self.tracks = [
+            {
+                "id": t.id,
+                "label": t.label,
+                "description": t.description,
+                "path": f"trajecten/{t.id}/",
+            }
+            for t in config.tracks.values()
+        ]
+        self.kinds = [
+            {
+                "id": k,
+                "label": KIND_LABELS[k],
+                "plural": KIND_PATHS[k][1],
+                "path": f"soorten/{KIND_PATHS[k][0]}/",
+            }
+            for k in KINDS
+        ]
+
+    # helpers ----------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return self.base_path + path
+
+    def absolute(self, path: str) -> str:
+        return urljoin(self.config.site.base_url, path)
+
+    def feeds(self, track: str | None = None) -> list[dict[str, str]]:
+        out = []
+        for folder, label in [("", self.config.site.title)] + (
+            [(f"{track}/", self.track_labels[track])] if track else []
+        ):
+            out += [
+                {
+                    "type": "application/rss+xml",
+                    "title": f"{label} (RSS)",
+                    "url": self.url(f"feeds/{folder}rss.xml"),
+                },
+                {
+                    "type": "application/atom+xml",
+                    "title": f"{label} (Atom)",
+                    "url": self.url(f"feeds/{folder}atom.xml"),
+                },
+                {
+                    "type": "application/feed+json",
+                    "title": f"{label} (JSON Feed)",
+                    "url": self.url(f"feeds/{folder}feed.json"),
+                },
+            ]
+        return out
+
+    def render(self, name: str, path: str, **context: object) -> bytes:
+        base = {
+            "site": self.config.site,
+            "tracks": self.tracks,
+            "kinds": self.kinds,
+            "track_labels": self.track_labels,
+            "url": self.url,
+            "current": path,
+            "canonical": self.absolute(path),
+            "feeds": self.feeds(),
+            "page_title": self.config.site.title,
+            "page_description": self.config.site.description,
+            "og_image": None,
+            "og_image_alt": None,
+        }
+        base.update(context)
+        return templates.render(self.env, name, **base).encode("utf-8")
+
+    # outputs ----------------------------------------------------------------------------
+
+    def outputs(self) -> list[Output]:
+        out: list[Output] = []
+        out += self._static()
+        out += self._assets()
+        out += [self._item_page(e) for e in self.entries]
+        out += self._listings()
+        out += self._fixed_pages()
+        return out
+
+    def _static(self) -> list[Output]:
+        out, seen = [], set()
+        for directory in self.template_dirs:  # project files shadow the defaults
+            static = directory / "static"
+            if not static.is_dir():
+                continue
+            for path in sorted(static.rglob("*")):
+                rel = path.relative_to(static).as_posix()
+                if path.is_file() and rel not in seen and not path.name.startswith("."):
+                    seen.add(rel)
+                    out.append(
+                        Output(f"site/static/{rel}", key_of(self.fp, rel), path.read_bytes, 0)
+                    )
+        return out
+
+    def _assets(self) -> list[Output]:
+        out, seen = [], set()
+        content = self.config.content_dir
+        for entry in self.entries:
+            for rel in entry.item.assets:
+                if rel in seen:
+                    continue
+                seen.add(rel)
+                source = content / rel
+                try:
+                    st = source.stat()
+                except OSError:
+                    continue  # a last-good item's asset was removed meanwhile
+                out.append(
+                    Output(
+                        f"site/bestanden/{rel}",
+                        key_of("asset", rel, st.st_size, st.st_mtime_ns),
+                        source.read_bytes,
+                        0,
+                    )
+                )
+        return out
+
+    def _item_page(self, entry: Entry) -> Output:
+        item = entry.item
+        track = (
+            next(t for t in self.tracks if t["id"] == item.track)
+            if item.track in self.track_labels
+            else {"id": item.track, "label": item.track, "path": "archief/"}
+        )
+
+        def produce() -> bytes:
+            return self.render(
+                "site/item.html",
+                entry.path,
+                entry=entry,
+                track=track,
+                page_title=f"{item.title} | {self.config.site.title}",
+                page_description=item.summary,
+                og_type="article",
+                og_image=item.image,
+                og_image_alt=item.image_alt,
+                feeds=self.feeds(item.track if item.track in self.track_labels else None),
+            )
+
+        return Output(
+            f"site/{entry.path}index.html", key_of(self.fp, "item", entry_key(entry)), produce, 1
+        )
+
+    def _paged(
+        self,
+        folder: str,
+        entries: Sequence[Entry],
+        heading: str,
+        intro: str,
+        track: str | None = None,
+    ) -> list[Output]:
+        count = max(1, math.ceil(len(entries) / PAGE_SIZE))
+        out = []
+        for number in range(1, count + 1):
+            chunk = entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+            path = folder if number == 1 else f"{folder}pagina/{number}/"
+            page = Page(
+                number=number,
+                count=count,
+                entries=chunk,
+                previous=None
+                if number == 1
+                else (folder if number == 2 else f"{folder}pagina/{number - 1}/"),
+                next=None if number == count else f"{folder}pagina/{number + 1}/",
+            )
+            title = heading if number == 1 else f"{heading} (pagina {number})"
+
+            def produce(page: Page = page, path: str = path, title: str = title) -> bytes:
+                return self.render(
+                    "site/listing.html",
+                    path,
+                    heading=title,
+                    intro=intro,
+                    page=page,
+                    page_title=f"{title} | {self.config.site.title}",
+                    page_description=intro or self.config.site.description,
+                    feeds=self.feeds(track),
+                    feed_links={
+                        "rss": self.url(f"feeds/{track}/rss.xml"),
+                        "atom": self.url(f"feeds/{track}/atom.xml"),
+                        "json": self.url(f"feeds/{track}/feed.json"),
+                    }
+                    if track
+                    else None,
+                )
+
+            key = key_of(self.fp, "list", path, title, intro, count, [entry_key(e) for e in chunk])
+            out.append(Output(f"site/{path}index.html", key, produce, 2))
+        return out
+
+    def _listings(self) -> list[Output]:
+        out = self._paged(
+            "archief/", self.entries, "Archief", "Alle berichten van het programma, nieuwste eerst."
+        )
+        for track in self.tracks:
+            entries = [e for e in self.entries if e.item.track == track["id"]]
+            out += self._paged(
+                track["path"], entries, track["label"], track["description"], track["id"]
+            )
+        for kind in self.kinds:
+            entries = [e for e in self.entries if e.item.kind == kind["id"]]
+            out += self._paged(kind["path"], entries, kind["plural"], "")
+        return out
+
+    def _fixed_pages(self) -> list[Output]:
+        latest = list(self.entries[:HOME_SIZE])
+        events = upcoming_events(self.entries, self.now)
+        home_key = key_of(self.fp, "home", [entry_key(e) for e in latest + events])
+        issues_key = key_of(self.fp, "issues", list(self.issues))
+        return [
+            Output(
+                "site/index.html",
+                home_key,
+                lambda: self.render("site/home.html", "", entries=latest, events=events),
+                2,
+            ),
+            Output(
+                "site/nieuwsbrief/index.html",
+                issues_key,
+                lambda: self.render(
+                    "site/newsletters.html",
+                    "nieuwsbrief/",
+                    issues=self.issues,
+                    page_title=f"Nieuwsbrief | {self.config.site.title}",
+                ),
+                2,
+            ),
+            Output(
+                "site/404.html",
+                key_of(self.fp, "404"),
+                lambda: self.render(
+                    "site/404.html",
+                    "404.html",
+                    page_title=f"Pagina niet gevonden | {self.config.site.title}",
+                ),
+                2,
+            ),
+            Output("site/robots.txt", key_of(self.fp, "robots"), self._robots, 2),
+            Output(
+                "site/sitemap.xml",
+                key_of(self.fp, "sitemap", [entry_key(e) for e in self.entries]),
+                self._sitemap,
+                3,
+            ),
+        ]
+
+    def _robots(self) -> bytes:
+        return f"User-agent: *\nAllow: /\n\nSitemap: {self.absolute('sitemap.xml')}\n".encode()
+
+    def _sitemap(self) -> bytes:
+        urls: list[tuple[str, str | None]] = [
+            (self.absolute(""), None),
+            (self.absolute("archief/"), None),
+        ]
+        urls += [(self.absolute(t["path"]), None) for t in self.tracks]
+        urls += [(self.absolute(k["path"]), None) for k in self.kinds]
+        urls.append((self.absolute("nieuwsbrief/"), None))
+        urls += [(e.url, e.updated.date().isoformat()) for e in self.entries]
+        lines = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
+        ]
+        for loc, lastmod in urls:
+            mod = f"<lastmod>{lastmod}</lastmod>" if lastmod else ""
+            lines.append(f"  <url><loc>{escape(loc)}</loc>{mod}</url>")
+        lines.append("</urlset>")
+        return ("\n".join(lines) + "\n").encode()

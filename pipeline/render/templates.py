@@ -1,0 +1,88 @@
+"""The Jinja2 environment: project templates first, krimppost's defaults behind them."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from babel.dates import format_date, format_time
+
+from pipeline.errors import KrimppostError, Problem
+from pipeline.scaffold import scaffold_source
+
+LOCALE = "nl_NL"
+
+
+def default_templates_dir() -> Path:
+    return scaffold_source() / "templates"
+
+
+def template_dirs(project_templates: Path) -> list[Path]:
+    dirs = [project_templates, default_templates_dir()]
+    return [
+        d
+        for i, d in enumerate(dirs)
+        if d.is_dir() and d.resolve() not in {x.resolve() for x in dirs[:i]}
+    ]
+
+
+def fingerprint(dirs: list[Path]) -> str:
+    """Changes whenever any template or static file changes: part of every page's key."""
+    h = hashlib.blake2b(digest_size=12)
+    for directory in dirs:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                h.update(path.relative_to(directory).as_posix().encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def dutch_date(moment: datetime, tz: ZoneInfo) -> str:
+    """27 november 2026"""
+    return format_date(moment.astimezone(tz).date(), format="d MMMM y", locale=LOCALE)
+
+
+def dutch_weekday_date(moment: datetime, tz: ZoneInfo) -> str:
+    """vrijdag 27 november 2026"""
+    return format_date(moment.astimezone(tz).date(), format="EEEE d MMMM y", locale=LOCALE)
+
+
+def dutch_time(moment: datetime, tz: ZoneInfo) -> str:
+    return format_time(moment.astimezone(tz).time(), format="HH:mm", locale=LOCALE)
+
+
+def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+        autoescape=jinja2.select_autoescape(["html", "xml", "mjml", "j2"], default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["datum"] = lambda m: dutch_date(m, tz)
+    env.filters["dag_datum"] = lambda m: dutch_weekday_date(m, tz)
+    env.filters["tijd"] = lambda m: dutch_time(m, tz)
+    env.filters["iso"] = lambda m: m.astimezone(tz).isoformat(timespec="minutes")
+    return env
+
+
+def render(env: jinja2.Environment, name: str, **context: object) -> str:
+    """Render a template; a broken template is a clear error naming the file and line."""
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise KrimppostError(
+            [Problem(exc.filename or name, exc.lineno, f"fout in sjabloon: {exc.message}")]
+        ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise KrimppostError(
+            [Problem(f"templates/{exc.name}", None, "sjabloon niet gevonden")]
+        ) from None
+    except jinja2.UndefinedError as exc:
+        raise KrimppostError(
+            [Problem(f"templates/{name}", None, f"fout in sjabloon: {exc.message}")]
+        ) from None

@@ -1,0 +1,254 @@
+"""The state store: what was published, and the output files the last build produced.
+
+SQLite through the stdlib, with a schema version and an ordered list of migrations, so
+later features (newsletter issues, subscribers, deliveries, drafts) add tables the same way.
+Times are stored as UTC ISO-8601 text; arithmetic is done in UTC.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.errors import KrimppostError, Problem
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: published items and produced outputs
+    """
+    CREATE TABLE items (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        entry_id TEXT NOT NULL,
+        first_published TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        live INTEGER NOT NULL,
+        withdrawn_at TEXT,
+        last_good TEXT NOT NULL
+    );
+    CREATE INDEX items_source ON items (source);
+    CREATE TABLE outputs (
+        path TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        digest TEXT NOT NULL
+    );
+    CREATE TABLE builds (
+        id INTEGER PRIMARY KEY,
+        started TEXT NOT NULL,
+        finished TEXT NOT NULL,
+        now TEXT NOT NULL,
+        written INTEGER NOT NULL,
+        removed INTEGER NOT NULL,
+        errors INTEGER NOT NULL
+    );
+    """,
+)
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def from_utc_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """What the store remembers of one item that has been published."""
+
+    id: str
+    source: str
+    entry_id: str
+    first_published: datetime
+    content_hash: str
+    updated: datetime
+    live: bool
+
+
+class StateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise KrimppostError(
+                [Problem(str(path), None, f"state store onbruikbaar: {exc}")]
+            ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise KrimppostError(
+                [
+                    Problem(
+                        str(self.path),
+                        None,
+                        f"schemaversie {version} is nieuwer dan deze krimppost",
+                    )
+                ]
+            )
+        for number in range(version, len(MIGRATIONS)):
+            # executescript commits any open transaction first, so the script carries its own.
+            self.db.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # items -----------------------------------------------------------------------------
+
+    def items(self) -> dict[str, ItemRecord]:
+        rows = self.db.execute(
+            "SELECT id, source, entry_id, first_published, content_hash, updated, live FROM items"
+        )
+        return {
+            row[0]: ItemRecord(
+                id=row[0],
+                source=row[1],
+                entry_id=row[2],
+                first_published=from_utc_text(row[3]),
+                content_hash=row[4],
+                updated=from_utc_text(row[5]),
+                live=bool(row[6]),
+            )
+            for row in rows
+        }
+
+    def last_good(self, item_id: str) -> str | None:
+        row = self.db.execute("SELECT last_good FROM items WHERE id = ?", (item_id,)).fetchone()
+        return row[0] if row else None
+
+    def save_item(self, record: ItemRecord, last_good: str | None) -> None:
+        """Insert or update one item; call inside a transaction."""
+        if last_good is None:
+            self.db.execute(
+                "UPDATE items SET live = ?, withdrawn_at = NULL WHERE id = ?",
+                (int(record.live), record.id),
+            )
+            return
+        self.db.execute(
+            """INSERT INTO items (id, source, entry_id, first_published, content_hash, updated,
+                                  live, withdrawn_at, last_good)
+               VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
+               ON CONFLICT (id) DO UPDATE SET source = excluded.source,
+                   content_hash = excluded.content_hash, updated = excluded.updated,
+                   live = excluded.live, withdrawn_at = NULL, last_good = excluded.last_good""",
+            (
+                record.id,
+                record.source,
+                record.entry_id,
+                utc_text(record.first_published),
+                record.content_hash,
+                utc_text(record.updated),
+                int(record.live),
+                last_good,
+            ),
+        )
+
+    def withdraw(self, item_id: str, moment: datetime) -> None:
+        self.db.execute(
+            "UPDATE items SET live = 0, withdrawn_at = ? WHERE id = ?", (utc_text(moment), item_id)
+        )
+
+    # outputs ---------------------------------------------------------------------------
+
+    def outputs(self) -> dict[str, tuple[str, str]]:
+        return {p: (k, d) for p, k, d in self.db.execute("SELECT path, key, digest FROM outputs")}
+
+    def replace_outputs(self, outputs: dict[str, tuple[str, str]]) -> None:
+        """Record the complete set of files the build produced; call inside a transaction."""
+        self.db.execute("DELETE FROM outputs")
+        self.db.executemany(
+            "INSERT INTO outputs (path, key, digest) VALUES (?, ?, ?)",
+            [(p, k, d) for p, (k, d) in outputs.items()],
+        )
+
+    def record_build(
+        self, started: datetime, now: datetime, written: int, removed: int, errors: int
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO builds (started, finished, now, written, removed, errors) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                utc_text(started),
+                utc_text(datetime.now(UTC)),
+                utc_text(now),
+                written,
+                removed,
+                errors,
+            ),
+        )
+
+
+class BuildLock:
+    """One build at a time per state store: an advisory lock file beside it."""
+
+    def __init__(self, state_path: Path, timeout: float) -> None:
+        self.path = state_path.with_name(state_path.name + ".build.lock")
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    def __enter__(self) -> BuildLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise KrimppostError(
+                        [
+                            Problem(
+                                str(self.path),
+                                None,
+                                "er draait al een build voor dit project; probeer het straks opnieuw",
+                            )
+                        ]
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
