@@ -369,3 +369,15 @@ def load_config(root: Path) -> Config:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError([Problem(CONFIG_NAME, line, "geen geldige UTF-8")]) from None
     return parse_config(text.replace("\r\n", "\n"), root.resolve())
+
+
+def file_problems(config: Config) -> list[Problem]:
+    """Files the config refers to that are missing: reported, not fatal (the rest still builds)."""
+    image = config.podcast.image
+    if image and "://" not in image and not (config.content_dir / image.lstrip("/")).is_file():
+        return [
+            Problem(
+                CONFIG_NAME, None, f"[podcast] image: bestand '{image}' niet gevonden in content/"
+            )
+        ]
+    return []

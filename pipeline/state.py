@@ -227,9 +227,11 @@ class BuildLock:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # POSIX record locks, not flock: worker processes forked during the build
+                # must not inherit the lock and keep it alive after a kill of the build.
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except BlockingIOError:
+            except OSError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise KrimppostError(
@@ -249,6 +251,6 @@ class BuildLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

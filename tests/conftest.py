@@ -29,6 +29,9 @@ class Project:
         self.root = root
         (root / "content").mkdir(parents=True)
         shutil.copy(REPO / "config.toml", root / "config.toml")
+        cover = REPO / "content" / "afbeeldingen" / "podcast-omslag.png"
+        (root / "content" / "afbeeldingen").mkdir()
+        shutil.copy(cover, root / "content" / "afbeeldingen" / cover.name)
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / "content" / relative

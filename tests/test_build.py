@@ -10,7 +10,6 @@ import pytest
 from conftest import VALID, Project, build_at, outbox_files
 from pipeline.config import load_config
 from pipeline.errors import KrimppostError
-from pipeline.state import BuildLock
 
 EVENT = """\
 ---
@@ -254,18 +253,37 @@ def test_template_change_rerenders_and_a_broken_template_is_reported(project: Pr
 
 
 def test_second_build_waits_then_refuses(project: Project) -> None:
+    import os
+    import subprocess
+    import sys
     from datetime import datetime
 
+    from conftest import REPO
     from pipeline.commands.build import build
 
     project.write("wrb/a.md", VALID)
     config = load_config(project.root)
-    with (
-        BuildLock(config.path(config.state.path), timeout=0),
-        pytest.raises(KrimppostError) as info,
-    ):
-        build(project.root, datetime(2026, 11, 27, 12), lock_timeout=0.3)
-    assert "er draait al een build voor dit project" in str(info.value)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from pipeline.state import BuildLock\n"
+            "with BuildLock(Path(sys.argv[1]), 5):\n    print('held', flush=True); time.sleep(30)",
+            str(config.path(config.state.path)),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(KrimppostError) as info:
+            build(project.root, datetime(2026, 11, 27, 12), lock_timeout=0.3)
+        assert "er draait al een build voor dit project" in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    build(project.root, datetime(2026, 11, 27, 12), lock_timeout=5)
 
 
 def test_feed_length_from_config(project: Project) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.commands.check import site_moment
-from pipeline.config import Config, load_config
+from pipeline.config import Config, file_problems, load_config
 from pipeline.content.reader import asset_url, read_content
 from pipeline.errors import Problem
 from pipeline.outbox import Outbox, digest
@@ -128,7 +128,9 @@ def feed_outputs(
 
 def podcast_image_url(config: Config) -> str | None:
     image = config.podcast.image
-    if not image:
+    if not image or (
+        ("://" not in image) and not (config.content_dir / image.lstrip("/")).is_file()
+    ):
         return None
     if "://" in image:
         return image
@@ -179,7 +181,7 @@ def build(
             outputs += [
                 o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}
             ]
-            report = BuildReport(publication, content.problems)
+            report = BuildReport(publication, (*file_problems(config), *content.problems))
             produced = _write(config, outputs, state.outputs(), report, progress)
 
             outbox = Outbox(config.outbox_dir)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.config import Config, load_config
+from pipeline.config import Config, file_problems, load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import ContentSet, read_content
 from pipeline.errors import Problem
@@ -17,9 +17,11 @@ class CheckReport:
     content: ContentSet
     counts: dict[ItemState, int]
 
+    config_problems: tuple[Problem, ...] = ()
+
     @property
     def problems(self) -> tuple[Problem, ...]:
-        return self.content.problems
+        return self.config_problems + self.content.problems
 
     def summary(self) -> str:
         c = self.counts
@@ -36,7 +38,7 @@ def check(root: Path, now: datetime) -> CheckReport:
     content = read_content(config)
     now = site_moment(now, config)
     counts = {state: len(items) for state, items in content.by_state(now).items()}
-    return CheckReport(content, counts)
+    return CheckReport(content, counts, tuple(file_problems(config)))
 
 
 def site_moment(moment: datetime, config: Config) -> datetime:

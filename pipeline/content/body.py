@@ -48,6 +48,7 @@ _ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
 _URL_ATTRIBUTES = {("a", "href"), ("img", "src"), ("blockquote", "cite")}
 _HEADING = re.compile(r"^h([1-6])$")
 _BLANKS = re.compile(r"\n{3,}")
+_IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)")
 
 
 class _ShiftHeadings(Treeprocessor):
@@ -120,6 +121,8 @@ def render(body: str, base_url: str, item_dir: str) -> tuple[str, str]:
         attribute_filter=rewrite,
         strip_comments=True,
     )
+    # An <img> without alt fails WCAG; nh3's output is normalised, so a pattern is safe here.
+    html = _IMG_WITHOUT_ALT.sub('<img alt=""', html)
     return html, html_to_text(html)
 
 
