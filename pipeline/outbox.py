@@ -8,9 +8,10 @@ temp files are swept at the start of the next build.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pipeline.errors import KrimppostError, Problem
 
@@ -24,14 +25,29 @@ def digest(data: bytes) -> str:
 class Outbox:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._staged: list[tuple[Path, Path]] = []
+        self._root_text = str(root)
+        self._staged: list[tuple[str, str]] = []
+        self._made_dirs: set[str] = set()
 
     def path_for(self, relative: str) -> Path:
-        """Confine a relative POSIX path to the outbox."""
-        pure = PurePosixPath(relative)
-        if pure.is_absolute() or ".." in pure.parts or not pure.parts or "\\" in relative:
+        return Path(self.text_path(relative))
+
+    def text_path(self, relative: str) -> str:
+        """Confine a relative POSIX path to the outbox (string ops: this runs per file)."""
+        parts = relative.split("/")
+        if not relative or relative.startswith("/") or "\\" in relative or ".." in parts or "" in parts[:-1]:
             raise KrimppostError([Problem(relative, None, "uitvoerpad buiten outbox/ geweigerd")])
-        return self.root.joinpath(*pure.parts)
+        return os.path.join(self._root_text, *parts)
+
+    def exists(self, relative: str) -> bool:
+        return os.path.exists(self.text_path(relative))
+
+    def _temp_for(self, target: str) -> str:
+        directory, name = os.path.split(target)
+        if directory not in self._made_dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._made_dirs.add(directory)
+        return os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{name}")
 
     def sweep_temp_files(self) -> None:
         if not self.root.exists():
@@ -41,25 +57,33 @@ class Outbox:
                 if name.startswith(TEMP_PREFIX):
                     Path(dirpath, name).unlink(missing_ok=True)
 
-    def stage(self, relative: str, data: bytes) -> None:
-        target = self.path_for(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{target.name}")
+    def stage(self, relative: str, data: bytes) -> tuple[str, str]:
+        staged = self.stage_file(relative, data)
+        self._staged.append(staged)
+        return staged
+
+    def stage_file(self, relative: str, data: bytes) -> tuple[str, str]:
+        """Write a temp file beside the target without recording it; `adopt` it to commit."""
+        target = self.text_path(relative)
+        temp = self._temp_for(target)
         with open(temp, "wb") as fh:
             fh.write(data)
-        self._staged.append((temp, target))
+        return temp, target
+
+    def adopt(self, staged: list[tuple[str, str]]) -> None:
+        """Take over files staged by worker processes, to commit them with ours."""
+        self._staged.extend(staged)
 
     def write_now(self, relative: str, data: bytes) -> None:
         """Stage and commit a single file (fsync'ed on its own)."""
-        target = self.path_for(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{target.name}")
+        target = self.text_path(relative)
+        temp = self._temp_for(target)
         with open(temp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(temp, target)
-        _fsync_dir(target.parent)
+        _fsync_dir(os.path.dirname(target))
 
     def commit(self) -> int:
         """Make every staged file durable, then move them into place in staging order."""
@@ -69,7 +93,7 @@ class Outbox:
         dirs = set()
         for temp, target in self._staged:
             os.replace(temp, target)
-            dirs.add(target.parent)
+            dirs.add(os.path.dirname(target))
         for directory in dirs:
             _fsync_dir(directory)
         count = len(self._staged)
@@ -78,7 +102,8 @@ class Outbox:
 
     def discard(self) -> None:
         for temp, _ in self._staged:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
         self._staged = []
 
     def remove(self, relatives: list[str]) -> int:
@@ -98,7 +123,7 @@ class Outbox:
         return removed
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: str | Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from pipeline.config import Config
 from pipeline.content.model import Item, ItemState, item_from_json, item_to_json
@@ -71,7 +71,7 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
             published=record.first_published.astimezone(config.site.tz),
             updated=record.updated.astimezone(config.site.tz),
             path=path,
-            url=urljoin(config.site.base_url, path),
+            url=config.site.base_url + path,
             last_good=last_good,
         )
 

@@ -189,13 +189,13 @@ class StateStore:
     def outputs(self) -> dict[str, tuple[str, str]]:
         return {p: (k, d) for p, k, d in self.db.execute("SELECT path, key, digest FROM outputs")}
 
-    def replace_outputs(self, outputs: dict[str, tuple[str, str]]) -> None:
-        """Record the complete set of files the build produced; call inside a transaction."""
-        self.db.execute("DELETE FROM outputs")
+    def update_outputs(self, changed: dict[str, tuple[str, str]], removed: list[str]) -> None:
+        """Record what the build changed in the set of produced files; inside a transaction."""
         self.db.executemany(
-            "INSERT INTO outputs (path, key, digest) VALUES (?, ?, ?)",
-            [(p, k, d) for p, (k, d) in outputs.items()],
+            "INSERT OR REPLACE INTO outputs (path, key, digest) VALUES (?, ?, ?)",
+            [(p, k, d) for p, (k, d) in changed.items()],
         )
+        self.db.executemany("DELETE FROM outputs WHERE path = ?", [(p,) for p in removed])
 
     def record_build(
         self, started: datetime, now: datetime, written: int, removed: int, errors: int

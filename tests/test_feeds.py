@@ -153,7 +153,8 @@ def test_feedparser_reads_every_feed(site: Path, folder: str, name: str) -> None
         assert entry.id.startswith("tag:www.bevolkingsdaling.nl,")
         assert entry.link.startswith("https://www.bevolkingsdaling.nl/berichten/")
         assert entry.published_parsed is not None
-        assert entry.updated_parsed is not None
+        if name == "atom.xml":
+            assert entry.updated_parsed is not None
         slug = entry.link.rstrip("/").rsplit("/", 1)[1]
         assert slug in LIVE
         assert (site / "berichten" / slug / "index.html").is_file()

@@ -1,16 +1,35 @@
-"""A disposable cache of parse results keyed by file content, so an unchanged `check` is fast.
+"""A disposable cache of parse results, so an unchanged `check` or `build` reads almost nothing.
 
-It is only a cache: a missing, corrupt or locked file costs time, never correctness.
+A file is unchanged when its size and modification time match (no read at all), or else
+when the hash of its bytes matches. It is only a cache: a missing, corrupt or locked file
+costs time, never correctness.
 """
 
 from __future__ import annotations
 
 import pickle
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS parsed (path TEXT PRIMARY KEY, key TEXT NOT NULL, result BLOB NOT NULL)"
+_FORMAT = 2
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS parsed (
+    path TEXT PRIMARY KEY, signature TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    digest TEXT NOT NULL, result BLOB NOT NULL
+)"""
+
+
+@dataclass(frozen=True)
+class Cached:
+    signature: str
+    fingerprint: str
+    digest: str
+    blob: bytes
+
+    def result(self) -> Any:
+        return pickle.loads(self.blob)
 
 
 class RenderCache:
@@ -22,6 +41,9 @@ class RenderCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA user_version").fetchone()[0] != _FORMAT:
+                db.execute("DROP TABLE IF EXISTS parsed")
+                db.execute(f"PRAGMA user_version = {_FORMAT}")
             db.execute(_SCHEMA)
             return db
         except sqlite3.DatabaseError:
@@ -34,39 +56,44 @@ class RenderCache:
         for suffix in ("", "-wal", "-shm"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
 
-    def load(self, keys: dict[str, str]) -> dict[str, Any]:
-        """Results whose stored key matches the current one."""
+    def load(self) -> dict[str, Cached]:
         db = self._connect()
         if db is None:
             return {}
-        out: dict[str, Any] = {}
         try:
-            for path, key, blob in db.execute("SELECT path, key, result FROM parsed"):
-                if keys.get(path) == key:
-                    try:
-                        out[path] = pickle.loads(blob)
-                    except Exception:
-                        continue
+            rows = db.execute("SELECT path, signature, fingerprint, digest, result FROM parsed")
+            return {row[0]: Cached(*row[1:]) for row in rows}
         except sqlite3.DatabaseError:
-            db.close()
             self._discard()
             return {}
-        db.close()
-        return out
+        finally:
+            db.close()
 
-    def store(self, entries: dict[str, tuple[str, Any]], keep: set[str]) -> None:
-        """Save new results and forget files that no longer exist; one transaction."""
+    def store(
+        self,
+        fresh: dict[str, tuple[str, str, str, Any]],
+        touched: dict[str, str],
+        keep: set[str],
+    ) -> None:
+        """Save new results (path -> signature, fingerprint, digest, result), refresh the
+        signatures of files whose bytes were unchanged, and forget vanished files."""
+        if not fresh and not touched and keep is None:
+            return
         db = self._connect()
         if db is None:
             return
         try:
             db.execute("BEGIN IMMEDIATE")
             db.executemany(
-                "INSERT OR REPLACE INTO parsed (path, key, result) VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO parsed VALUES (?, ?, ?, ?, ?)",
                 [
-                    (path, key, pickle.dumps(result, protocol=5))
-                    for path, (key, result) in entries.items()
+                    (path, sig, fp, digest, pickle.dumps(result, protocol=5))
+                    for path, (sig, fp, digest, result) in fresh.items()
                 ],
+            )
+            db.executemany(
+                "UPDATE parsed SET signature = ? WHERE path = ?",
+                [(sig, path) for path, sig in touched.items()],
             )
             gone = [(p,) for (p,) in db.execute("SELECT path FROM parsed") if p not in keep]
             db.executemany("DELETE FROM parsed WHERE path = ?", gone)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -122,11 +122,9 @@ class Item:
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode(v) for v in value]
-    return value
+    if isinstance(value, Event | Audio | Attachment):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def _decode_dt(value: Any) -> Any:
@@ -137,9 +135,13 @@ def _decode_dt(value: Any) -> Any:
     )
 
 
+_ITEM_FIELDS = fields(Item)
+
+
 def item_to_json(item: Item) -> str:
     """A stable text form for the state store (survives code changes better than pickle)."""
-    return json.dumps(_encode(asdict(item)), ensure_ascii=False, sort_keys=True)
+    shallow = {f.name: getattr(item, f.name) for f in _ITEM_FIELDS}
+    return json.dumps(shallow, default=_encode, ensure_ascii=False, sort_keys=True)
 
 
 def item_from_json(text: str) -> Item:

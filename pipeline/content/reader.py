@@ -13,18 +13,17 @@ import posixpath
 import re
 import unicodedata
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from multiprocessing import get_context
 from pathlib import Path
 from urllib.parse import quote, urljoin
 
 from pipeline.config import Config
-from pipeline.content import body, fields, frontmatter
+from pipeline.content import fields, frontmatter
 from pipeline.content.cache import RenderCache
 from pipeline.content.model import ASSET_PREFIX, Attachment, Audio, Event, Item, ItemState
 from pipeline.errors import Problem
+from pipeline.workers import cpu_count, pool
 
 CONTENT_DIR = "content"
 
@@ -111,6 +110,8 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
     values, problems = fields.validate(doc.data, doc.lines, settings, item_dir)
     if problems:
         return ParseResult(None, tuple(Problem(relative, line, msg) for line, msg in problems))
+
+    from pipeline.content import body  # Markdown and nh3: only when something must be parsed
 
     html, plain = body.render(doc.body, settings.base_url, item_dir)
     required: list[tuple[str, str, str]] = []
@@ -220,16 +221,37 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
     return ParseResult(resolved, ())
 
 
-def iter_sources(root: Path) -> Iterator[tuple[str, Path]]:
-    """Every `.md` file under content/, as (root-relative POSIX path, path); hidden files skipped."""
-    content = root / CONTENT_DIR
-    for dirpath, dirnames, filenames in os.walk(content):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-        for name in sorted(filenames):
-            if name.startswith(".") or name.endswith("~") or not name.lower().endswith(".md"):
+@dataclass(frozen=True)
+class Source:
+    relative: str  # root-relative POSIX path, e.g. "content/wrb/x.md"
+    path: str
+    signature: str  # size and modification time: unchanged files are not even read
+
+
+def iter_sources(root: Path) -> Iterator[Source]:
+    """Every `.md` file under content/, sorted; hidden folders and files and backups skipped."""
+
+    def walk(directory: str, prefix: str) -> Iterator[Source]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith((".", "_")) and entry.is_dir():
                 continue
-            path = Path(dirpath) / name
-            yield path.relative_to(root).as_posix(), path
+            if entry.is_dir():
+                yield from walk(entry.path, f"{prefix}{name}/")
+            elif (
+                not name.startswith(".")
+                and not name.endswith("~")
+                and name.lower().endswith(".md")
+                and entry.is_file()
+            ):
+                st = entry.stat()
+                yield Source(f"{prefix}{name}", entry.path, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+
+    yield from walk(str(root / CONTENT_DIR), CONTENT_DIR + "/")
 
 
 def _parse_chunk(args: tuple[list[tuple[str, bytes]], fields.ReaderSettings]) -> list[ParseResult]:
@@ -237,37 +259,54 @@ def _parse_chunk(args: tuple[list[tuple[str, bytes]], fields.ReaderSettings]) ->
     return [parse_item(rel, data, settings) for rel, data in chunk]
 
 
-def _workers(config: Config) -> int:
-    if config.build.workers:
-        return config.build.workers
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def read_content(config: Config, *, use_cache: bool = True) -> ContentSet:
     """Read, validate and render every item under content/."""
     settings = settings_for(config)
-    sources: list[tuple[str, bytes]] = []
     problems: list[Problem] = []
-    for relative, path in iter_sources(config.root):
-        try:
-            sources.append((relative, path.read_bytes()))
-        except OSError as exc:
-            problems.append(Problem(relative, None, f"kan niet lezen: {exc.strerror}"))
-
-    keys = {rel: _cache_key(data, settings) for rel, data in sources}
     cache = RenderCache(config.path(config.build.cache)) if use_cache else None
-    cached = cache.load(keys) if cache else {}
-    todo = [(rel, data) for rel, data in sources if rel not in cached]
-    fresh = _parse_all(todo, settings, config)
-    if cache:
-        cache.store({rel: (keys[rel], result) for rel, result in fresh.items()}, keep=set(keys))
+    cached = cache.load() if cache else {}
+    sources = list(iter_sources(config.root))
+    results: dict[str, ParseResult] = {}
+    todo: list[tuple[str, bytes]] = []
+    digests: dict[str, str] = {}
+    touched: dict[str, str] = {}
+    for source in sources:
+        hit = cached.get(source.relative)
+        if hit is not None and hit.fingerprint == settings.fingerprint and hit.signature == source.signature:
+            results[source.relative] = hit.result()
+            continue
+        try:
+            with open(source.path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            problems.append(Problem(source.relative, None, f"kan niet lezen: {exc.strerror}"))
+            continue
+        digest = hashlib.blake2b(data, digest_size=20).hexdigest()
+        if hit is not None and hit.fingerprint == settings.fingerprint and hit.digest == digest:
+            results[source.relative] = hit.result()
+            touched[source.relative] = source.signature
+            continue
+        digests[source.relative] = digest
+        todo.append((source.relative, data))
 
-    results = {**cached, **fresh}
+    fresh = _parse_all(todo, settings, config)
+    results.update(fresh)
+    if cache:
+        signatures = {s.relative: s.signature for s in sources}
+        cache.store(
+            {
+                rel: (signatures[rel], settings.fingerprint, digests[rel], result)
+                for rel, result in fresh.items()
+            },
+            touched,
+            keep=set(signatures),
+        )
+
     items: list[Item] = []
-    for relative, _ in sources:
-        result = _resolve_files(results[relative], config.content_dir, config.site.base_url)
+    for source in sources:
+        if source.relative not in results:
+            continue
+        result = _resolve_files(results[source.relative], config.content_dir, config.site.base_url)
         problems.extend(result.problems)
         if result.item is not None:
             items.append(result.item)
@@ -278,22 +317,18 @@ def read_content(config: Config, *, use_cache: bool = True) -> ContentSet:
     return ContentSet(tuple(items), tuple(sorted(problems, key=Problem.sort_key)))
 
 
-def _cache_key(data: bytes, settings: fields.ReaderSettings) -> str:
-    return hashlib.blake2b(data + settings.fingerprint.encode(), digest_size=20).hexdigest()
-
-
 def _parse_all(
     todo: list[tuple[str, bytes]], settings: fields.ReaderSettings, config: Config
 ) -> dict[str, ParseResult]:
-    workers = _workers(config)
+    workers = cpu_count(config.build.workers)
     if workers <= 1 or len(todo) < _POOL_THRESHOLD:
         return {rel: parse_item(rel, data, settings) for rel, data in todo}
     # Small chunks keep both cores busy to the end; large ones cut pickling overhead.
     size = max(8, len(todo) // (workers * 16))
     chunks = [(todo[i : i + size], settings) for i in range(0, len(todo), size)]
     out: dict[str, ParseResult] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-        for chunk, results in zip(chunks, pool.map(_parse_chunk, chunks), strict=True):
+    with pool(workers) as executor:
+        for chunk, results in zip(chunks, executor.map(_parse_chunk, chunks), strict=True):
             for (rel, _), result in zip(chunk[0], results, strict=True):
                 out[rel] = result
     return out

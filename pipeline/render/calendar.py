@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
-
-from icalendar import Calendar, Event, Timezone
+from typing import TYPE_CHECKING
 
 from pipeline.config import Config
 from pipeline.publish import Entry
+
+if TYPE_CHECKING:
+    from icalendar import Calendar
 
 PRODID = "-//Programma Bevolkingsdaling//krimppost//NL"
 DEFAULT_DURATION = timedelta(hours=2)
 
 
 def _calendar(config: Config, name: str, entries: Sequence[Entry]) -> Calendar:
+    from icalendar import Calendar, Event, Timezone  # only when a calendar is rendered
+
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")

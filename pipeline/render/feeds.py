@@ -11,12 +11,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from feedgen.feed import FeedGenerator
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from pipeline.config import Config
 from pipeline.publish import Entry
+
+if TYPE_CHECKING:
+    from feedgen.feed import FeedGenerator
 
 GENERATOR = "krimppost"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -44,6 +45,8 @@ def _categories(entry: Entry, config: Config) -> list[str]:
 def _generator(
     config: Config, spec: FeedSpec, self_url: str, entries: Sequence[Entry]
 ) -> FeedGenerator:
+    from feedgen.feed import FeedGenerator  # with lxml: imported only when a feed is rendered
+
     site = config.site
     fg = FeedGenerator()
     fg.id(self_url)
@@ -101,6 +104,8 @@ def atom(config: Config, spec: FeedSpec, entries: Sequence[Entry]) -> bytes:
 
 def _restore_entry_links(xml: bytes, entries: Sequence[Entry]) -> bytes:
     """feedgen 1.0 drops rel/type from Atom entry links: put them back, per entry."""
+    from lxml import etree
+
     root = etree.fromstring(xml)
     ns = {"a": ATOM_NS}
     for element, entry in zip(root.findall("a:entry", ns), entries, strict=True):

@@ -12,15 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 from xml.sax.saxutils import escape
-
-import jinja2
 
 from pipeline.config import Config
 from pipeline.content.model import KIND_LABELS, KINDS
 from pipeline.publish import Entry
 from pipeline.render import templates
+
+if TYPE_CHECKING:
+    import jinja2
 
 PAGE_SIZE = 20
 HOME_SIZE = 10
@@ -90,7 +92,7 @@ class Site:
     def __init__(
         self,
         config: Config,
-        env: jinja2.Environment,
+        env: Callable[[], jinja2.Environment],
         template_dirs: list[Path],
         entries: Sequence[Entry],
         now: datetime,
@@ -98,7 +100,8 @@ class Site:
         issues: Sequence[IssueLink] = (),
     ) -> None:
         self.config = config
-        self.env = env
+        self._make_env = env
+        self._env: jinja2.Environment | None = None
         self.template_dirs = template_dirs
         self.entries = entries
         self.now = now
@@ -173,7 +176,9 @@ class Site:
             "og_image_alt": None,
         }
         base.update(context)
-        return templates.render(self.env, name, **base).encode("utf-8")
+        if self._env is None:
+            self._env = self._make_env()
+        return templates.render(self._env, name, **base).encode("utf-8")
 
     # outputs ----------------------------------------------------------------------------
 

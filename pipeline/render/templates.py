@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import jinja2
-from babel.dates import format_date, format_time
 
 from pipeline.errors import KrimppostError, Problem
 from pipeline.scaffold import scaffold_source
+
+if TYPE_CHECKING:
+    import jinja2
 
 LOCALE = "nl_NL"
 
@@ -42,19 +43,27 @@ def fingerprint(dirs: list[Path]) -> str:
 
 def dutch_date(moment: datetime, tz: ZoneInfo) -> str:
     """27 november 2026"""
+    from babel.dates import format_date
+
     return format_date(moment.astimezone(tz).date(), format="d MMMM y", locale=LOCALE)
 
 
 def dutch_weekday_date(moment: datetime, tz: ZoneInfo) -> str:
     """vrijdag 27 november 2026"""
+    from babel.dates import format_date
+
     return format_date(moment.astimezone(tz).date(), format="EEEE d MMMM y", locale=LOCALE)
 
 
 def dutch_time(moment: datetime, tz: ZoneInfo) -> str:
+    from babel.dates import format_time
+
     return format_time(moment.astimezone(tz).time(), format="HH:mm", locale=LOCALE)
 
 
 def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
         autoescape=jinja2.select_autoescape(["html", "xml", "mjml", "j2"], default=False),
@@ -72,6 +81,8 @@ def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
 
 def render(env: jinja2.Environment, name: str, **context: object) -> str:
     """Render a template; a broken template is a clear error naming the file and line."""
+    import jinja2
+
     try:
         return env.get_template(name).render(**context)
     except jinja2.TemplateSyntaxError as exc:

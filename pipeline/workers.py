@@ -1,0 +1,48 @@
+"""Process pools for the CPU-bound stages (Markdown, page rendering) that die with their parent.
+
+Workers are forked, so they share the parent's loaded modules and data without pickling.
+A worker blocked on its queue would outlive a parent killed with SIGKILL (it holds the
+queue's pipe itself); on Linux each worker asks the kernel to kill it when the parent dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def cpu_count(configured: int = 0) -> int:
+    if configured:
+        return configured
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _start(parent: int, initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    if initializer is not None:
+        initializer(*args)
+
+
+def pool(
+    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("fork"),
+        initializer=_start,
+        initargs=(os.getpid(), initializer, initargs),
+    )
