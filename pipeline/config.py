@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -112,6 +113,29 @@ def _relative_path(value: str) -> str:
     return value
 
 
+def _string_list(value: list) -> tuple[str, ...]:
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        raise OptionError("moet een lijst met niet-lege teksten zijn")
+    return tuple(v.strip() for v in value)
+
+
+def _iso_date(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise OptionError(f"moet een datum zijn zoals 2026-11-27, niet {value!r}") from None
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise OptionError(f"moet een van {', '.join(choices)} zijn, niet {value!r}")
+        return value
+
+    return check
+
+
 SECTIONS: dict[str, dict[str, Option]] = {
     "site": {
         "title": Option(str, check=_non_empty, doc="Naam van de site en de feeds."),
@@ -136,6 +160,22 @@ SECTIONS: dict[str, dict[str, Option]] = {
         "author": Option(str, "", doc="Maker; standaard de organisatie."),
         "email": Option(str, "", doc="Contactadres van de eigenaar; standaard site.email."),
     },
+    "accessibility": {
+        "status": Option(
+            str,
+            "gedeeltelijk",
+            _one_of("volledig", "gedeeltelijk", "niet"),
+            doc="Nalevingsstatus WCAG 2.1 AA.",
+        ),
+        "statement_date": Option(str, "2026-11-27", _iso_date, doc="Datum van de verklaring."),
+        "evaluation": Option(
+            str,
+            "Automatische toetsing met axe-core (WCAG 2.1 A en AA) in Chromium bij elke wijziging.",
+            doc="Hoe de toegankelijkheid is onderzocht.",
+        ),
+        "limitations": Option(list, (), _string_list, doc="Bekende beperkingen."),
+        "contact_email": Option(str, "", doc="Adres voor meldingen; standaard site.email."),
+    },
     "build": {
         "workers": Option(int, 0, _at_least(0), doc="Processen voor Markdown; 0 = alle kernen."),
         "cache": Option(
@@ -146,6 +186,36 @@ SECTIONS: dict[str, dict[str, Option]] = {
         "path": Option(str, ".krimppost/state.sqlite", _relative_path, doc="De state store."),
     },
 }
+SOCIAL_PLATFORMS: dict[str, dict[str, Any]] = {
+    # limit and how a link counts (0 = every character of the URL counts), as each platform does
+    "x": {"enabled": True, "limit": 280, "url_weight": 23},
+    "linkedin": {"enabled": True, "limit": 3000, "url_weight": 0},
+    "mastodon": {"enabled": True, "limit": 500, "url_weight": 23},
+    "bluesky": {"enabled": True, "limit": 300, "url_weight": 0},
+    "threads": {"enabled": False, "limit": 500, "url_weight": 0},
+}
+
+
+def social_options(platform: str) -> dict[str, Option]:
+    d = SOCIAL_PLATFORMS[platform]
+    return {
+        "enabled": Option(bool, d["enabled"], doc="Concepten maken voor dit platform."),
+        "limit": Option(
+            int, d["limit"], _at_least(1), doc="Maximale lengte zoals het platform telt."
+        ),
+        "url_weight": Option(
+            int, d["url_weight"], _at_least(0), doc="Lengte van een link; 0 = volledig."
+        ),
+        "hashtags": Option(
+            list, (), _string_list, doc="Vaste hashtags (zonder #) voor elk bericht."
+        ),
+        "utm_source": Option(str, platform, doc="utm_source van links naar de site."),
+        "utm_medium": Option(str, "social", doc="utm_medium van links naar de site."),
+        "utm_campaign": Option(str, "bevolkingsdaling", doc="utm_campaign van links naar de site."),
+        "instance": Option(str, "", doc="Mastodon: adres van de eigen server (informatief)."),
+    }
+
+
 TRACK_OPTIONS: dict[str, Option] = {
     "label": Option(str, check=_non_empty, doc="Nederlandse naam van het traject."),
     "description": Option(str, check=_non_empty, doc="Korte Nederlandse beschrijving."),
@@ -191,6 +261,28 @@ class Podcast:
 
 
 @dataclass(frozen=True)
+class SocialPlatform:
+    id: str
+    enabled: bool
+    limit: int
+    url_weight: int
+    hashtags: tuple[str, ...]
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    instance: str
+
+
+@dataclass(frozen=True)
+class Accessibility:
+    status: str
+    statement_date: str
+    evaluation: str
+    limitations: tuple[str, ...]
+    contact_email: str
+
+
+@dataclass(frozen=True)
 class Build:
     workers: int
     cache: str
@@ -208,6 +300,8 @@ class Config:
     tracks: Mapping[str, Track]
     feeds: Feeds
     podcast: Podcast
+    social: Mapping[str, SocialPlatform]
+    accessibility: Accessibility
     build: Build
     state: State
     fingerprint: str = field(default="")
@@ -313,7 +407,7 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         raise ConfigError([Problem(display, line, f"ongeldige TOML: {message}")]) from None
 
     v = _Validator(text, display)
-    known = [*SECTIONS, "tracks"]
+    known = [*SECTIONS, "tracks", "social"]
     for name in raw:
         if name not in known:
             v.error((name,), f"onbekende sectie [{name}]{_suggest(name, known)}")
@@ -334,6 +428,23 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         if len(t) == len(TRACK_OPTIONS):
             tracks[track_id] = Track(track_id, t["label"], t["description"])
 
+    social: dict[str, SocialPlatform] = {}
+    raw_social = raw.get("social", {})
+    if not isinstance(raw_social, dict):
+        v.error(("social",), "[social] moet tabellen per platform bevatten, zoals [social.x]")
+        raw_social = {}
+    for name in raw_social:
+        if name not in SOCIAL_PLATFORMS:
+            v.error(
+                ("social", name),
+                f"onbekend platform [social.{name}]{_suggest(name, list(SOCIAL_PLATFORMS))}",
+            )
+    for name in SOCIAL_PLATFORMS:
+        options = social_options(name)
+        values_ = v.section(("social", name), raw_social.get(name, {}), options)
+        if len(values_) == len(options):
+            social[name] = SocialPlatform(id=name, **values_)
+
     if v.problems:
         raise ConfigError(v.problems)
     return Config(
@@ -342,6 +453,8 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         tracks=MappingProxyType(tracks),
         feeds=Feeds(**values["feeds"]),
         podcast=Podcast(**values["podcast"]),
+        social=MappingProxyType(social),
+        accessibility=Accessibility(**values["accessibility"]),
         build=Build(**values["build"]),
         state=State(**values["state"]),
         fingerprint=hashlib.sha256(text.encode()).hexdigest()[:16],

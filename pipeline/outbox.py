@@ -35,7 +35,13 @@ class Outbox:
     def text_path(self, relative: str) -> str:
         """Confine a relative POSIX path to the outbox (string ops: this runs per file)."""
         parts = relative.split("/")
-        if not relative or relative.startswith("/") or "\\" in relative or ".." in parts or "" in parts[:-1]:
+        if (
+            not relative
+            or relative.startswith("/")
+            or "\\" in relative
+            or ".." in parts
+            or "" in parts[:-1]
+        ):
             raise KrimppostError([Problem(relative, None, "uitvoerpad buiten outbox/ geweigerd")])
         return os.path.join(self._root_text, *parts)
 

@@ -81,8 +81,8 @@ def test_unknown_section_and_track_problems() -> None:
     text = BASE + '\n[sociaal]\nx = 1\n\n[tracks.Fout]\nlabel = "x"\n'
     assert errors(text) == by_line(
         [
-            f"config.toml:{line_of(text, '[sociaal]')}: onbekende sectie [sociaal] "
-            "(bekend: build, feeds, podcast, site, state, tracks)",
+            f"config.toml:{line_of(text, '[sociaal]')}: onbekende sectie [sociaal]"
+            "; bedoelde je 'social'?",
             f"config.toml:{line_of(text, '[tracks.Fout]')}: ongeldige traject-id 'Fout': kleine "
             "letters, cijfers en '-'",
             f"config.toml:{line_of(text, '[tracks.Fout]')}: verplichte optie 'description' "

@@ -6,7 +6,7 @@ import re
 
 from conftest import REPO
 from pipeline.cli import cli
-from pipeline.config import SECTIONS, TRACK_OPTIONS
+from pipeline.config import SECTIONS, TRACK_OPTIONS, social_options
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
@@ -31,6 +31,8 @@ def test_every_config_option_is_documented() -> None:
             assert re.search(rf"\| `{name}` \|", README), f"[{section}] {name} undocumented"
     for name in TRACK_OPTIONS:
         assert f"`{name}`" in README
+    for name in social_options("x"):
+        assert re.search(rf"\| `{name}` \|", README), f"[social] {name} undocumented"
 
 
 def test_every_command_is_documented() -> None:

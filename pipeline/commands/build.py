@@ -176,9 +176,19 @@ def build(
             publication = decide(config, content, state, now)
             dirs = templates.template_dirs(config.templates_dir)
             fp = key_of(templates.fingerprint(dirs), config.fingerprint, _code_fingerprint())
-            site = Site(config, lambda: templates.environment(dirs, config.site.tz), dirs, publication.entries, now, fp, issues)
+            site = Site(
+                config,
+                lambda: templates.environment(dirs, config.site.tz),
+                dirs,
+                publication.entries,
+                now,
+                fp,
+                issues,
+            )
             outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
-            outputs += [o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}]
+            outputs += [
+                o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}
+            ]
             report = BuildReport(publication, (*file_problems(config), *content.problems))
             outbox = Outbox(config.outbox_dir)
             # A marker beside the state store says a build was interrupted: only then is the
@@ -200,7 +210,9 @@ def build(
                 for item_id in publication.withdrawn:
                     state.withdraw(item_id, now)
                 state.update_outputs(changed, stale)
-                state.record_build(started, now, len(report.written), len(report.removed), len(report.problems))
+                state.record_build(
+                    started, now, len(report.written), len(report.removed), len(report.problems)
+                )
             dirty.unlink(missing_ok=True)
     report.seconds = time.perf_counter() - started_wall
     return report

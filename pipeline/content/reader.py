@@ -249,7 +249,9 @@ def iter_sources(root: Path) -> Iterator[Source]:
                 and entry.is_file()
             ):
                 st = entry.stat()
-                yield Source(f"{prefix}{name}", entry.path, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+                yield Source(
+                    f"{prefix}{name}", entry.path, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+                )
 
     yield from walk(str(root / CONTENT_DIR), CONTENT_DIR + "/")
 
@@ -272,7 +274,11 @@ def read_content(config: Config, *, use_cache: bool = True) -> ContentSet:
     touched: dict[str, str] = {}
     for source in sources:
         hit = cached.get(source.relative)
-        if hit is not None and hit.fingerprint == settings.fingerprint and hit.signature == source.signature:
+        if (
+            hit is not None
+            and hit.fingerprint == settings.fingerprint
+            and hit.signature == source.signature
+        ):
             results[source.relative] = hit.result()
             continue
         try:
