@@ -189,6 +189,12 @@ class StateStore:
     def outputs(self) -> dict[str, tuple[str, str]]:
         return {p: (k, d) for p, k, d in self.db.execute("SELECT path, key, digest FROM outputs")}
 
+    def note_outputs(self, paths: list[str]) -> None:
+        """Record paths about to be written, with no key yet; inside a transaction."""
+        self.db.executemany(
+            "INSERT OR IGNORE INTO outputs (path, key, digest) VALUES (?, '', '')", [(p,) for p in paths]
+        )
+
     def update_outputs(self, changed: dict[str, tuple[str, str]], removed: list[str]) -> None:
         """Record what the build changed in the set of produced files; inside a transaction."""
         self.db.executemany(

@@ -199,6 +199,15 @@ def build(
             dirty.touch()
             previous = state.outputs()
             changed = _write(config, outbox, outputs, previous, report, progress)
+            # Write-ahead: the store learns of every new path before it appears in the outbox,
+            # so a file left by a build killed before its end is still removed when stale.
+            with state.transaction():
+                state.note_outputs([p for p in report.written if p not in previous])
+            try:
+                outbox.commit()
+            except BaseException:
+                outbox.discard()
+                raise
 
             produced = {o.path for o in outputs}
             stale = [p for p in previous if p not in produced]
@@ -289,7 +298,6 @@ def _write(
                 staged.append(temp)
                 report.written.append(path)
         outbox.adopt(staged)
-        outbox.commit()
     except BaseException:
         outbox.discard()
         raise
