@@ -124,6 +124,29 @@ def build(root: Path, now: datetime) -> None:
     sys.exit(1 if report.problems else 0)
 
 
+@cli.group()
+def newsletter() -> None:
+    """Nieuwsbrieven samenstellen en versturen."""
+
+
+@newsletter.command("compile")
+@_root_option
+@_now_option
+@_reports_errors
+def newsletter_compile(root: Path, now: datetime) -> None:
+    """Stel het volgende nummer samen uit gepubliceerde berichten die nog in geen nummer stonden."""
+    from pipeline.commands.newsletter import compile_issue
+
+    report = compile_issue(root, now)
+    for problem in report.problems:
+        click.echo(str(problem))
+    for number in report.repaired:
+        click.echo(f"nieuwsbrief {number}: ontbrekende bestanden hersteld")
+    for warning in report.warnings:
+        click.echo(f"waarschuwing: {warning}", err=True)
+    click.echo(report.summary())
+
+
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @_reports_errors

@@ -136,6 +136,22 @@ def _one_of(*choices: str) -> Callable[[str], str]:
     return check
 
 
+def _address(value: str) -> str:
+    if value and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value):
+        raise OptionError(f"moet een e-mailadres zijn, niet {value!r}")
+    return value
+
+
+def _subject_template(value: str) -> str:
+    try:
+        value.format(site="x", number=1, month="november", year=2026)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise OptionError(
+            f"onbekend veld {exc} (bruikbaar: {{site}}, {{number}}, {{month}}, {{year}})"
+        ) from None
+    return value
+
+
 SECTIONS: dict[str, dict[str, Option]] = {
     "site": {
         "title": Option(str, check=_non_empty, doc="Naam van de site en de feeds."),
@@ -159,6 +175,38 @@ SECTIONS: dict[str, dict[str, Option]] = {
         "explicit": Option(bool, False, doc="Expliciete inhoud."),
         "author": Option(str, "", doc="Maker; standaard de organisatie."),
         "email": Option(str, "", doc="Contactadres van de eigenaar; standaard site.email."),
+    },
+    "newsletter": {
+        "subject": Option(
+            str,
+            "Nieuwsbrief {site} #{number} – {month} {year}",
+            _subject_template,
+            doc="Onderwerpregel; velden {site}, {number}, {month}, {year}.",
+        ),
+        "from_name": Option(str, "", doc="Naam van de afzender; standaard de sitetitel."),
+        "from_address": Option(str, "", _address, doc="Afzenderadres (nodig voor de nieuwsbrief)."),
+        "reply_to": Option(str, "", doc="Reply-To; standaard site.email."),
+        "list_address": Option(str, check=_address, doc="To-adres van message.eml (de lijst)."),
+        "list_id": Option(
+            str, check=_non_empty, doc="List-Id, bijvoorbeeld nieuwsbrief.example.nl."
+        ),
+        "message_id_domain": Option(str, check=_non_empty, doc="Domein van Message-ID's."),
+        "unsubscribe_url": Option(
+            str,
+            "",
+            doc="Basis van de afmeldlink; standaard <base_url>afmelden/. Het token komt erachter.",
+        ),
+        "unsubscribe_mailto": Option(str, "", _address, doc="Adres voor afmelden per e-mail."),
+        "sender_address": Option(str, "", doc="Postadres van de afzender in de voettekst."),
+        "intro": Option(
+            str,
+            "nieuwsbrief/voorwoord.md",
+            _relative_path,
+            doc="Voorwoord voor het volgende nummer.",
+        ),
+        "size_budget": Option(
+            int, 102_000, _at_least(10_000), doc="Maximale grootte HTML-deel (bytes)."
+        ),
     },
     "accessibility": {
         "status": Option(
@@ -186,6 +234,8 @@ SECTIONS: dict[str, dict[str, Option]] = {
         "path": Option(str, ".krimppost/state.sqlite", _relative_path, doc="De state store."),
     },
 }
+
+
 SOCIAL_PLATFORMS: dict[str, dict[str, Any]] = {
     # limit and how a link counts (0 = every character of the URL counts), as each platform does
     "x": {"enabled": True, "limit": 280, "url_weight": 23},
@@ -261,6 +311,22 @@ class Podcast:
 
 
 @dataclass(frozen=True)
+class Newsletter:
+    subject: str
+    from_name: str
+    from_address: str
+    reply_to: str
+    list_address: str
+    list_id: str
+    message_id_domain: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    sender_address: str
+    intro: str
+    size_budget: int
+
+
+@dataclass(frozen=True)
 class SocialPlatform:
     id: str
     enabled: bool
@@ -300,6 +366,7 @@ class Config:
     tracks: Mapping[str, Track]
     feeds: Feeds
     podcast: Podcast
+    newsletter: Newsletter
     social: Mapping[str, SocialPlatform]
     accessibility: Accessibility
     build: Build
@@ -453,6 +520,7 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         tracks=MappingProxyType(tracks),
         feeds=Feeds(**values["feeds"]),
         podcast=Podcast(**values["podcast"]),
+        newsletter=Newsletter(**values["newsletter"]),
         social=MappingProxyType(social),
         accessibility=Accessibility(**values["accessibility"]),
         build=Build(**values["build"]),
@@ -494,3 +562,19 @@ def file_problems(config: Config) -> list[Problem]:
             )
         ]
     return []
+
+
+def newsletter_problems(config: Config) -> list[Problem]:
+    """Options that a newsletter needs but a site-only project may leave out."""
+    nl = config.newsletter
+    missing = [
+        name
+        for name in ("from_address", "list_address", "unsubscribe_mailto")
+        if not getattr(nl, name)
+    ]
+    return [
+        Problem(
+            CONFIG_NAME, None, f"[newsletter] {name} ontbreekt; nodig om een nieuwsbrief te maken"
+        )
+        for name in missing
+    ]

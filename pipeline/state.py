@@ -11,7 +11,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +48,26 @@ MIGRATIONS: tuple[str, ...] = (
         removed INTEGER NOT NULL,
         errors INTEGER NOT NULL
     );
+    """,
+    # 2: newsletter issues; an item's id is a primary key of issue_items, so it can be in
+    # at most one issue whatever happens to concurrent compiles
+    """
+    CREATE TABLE issues (
+        number INTEGER PRIMARY KEY,
+        subject TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        intro_hash TEXT,
+        intro TEXT,
+        agenda TEXT NOT NULL,
+        tracks TEXT NOT NULL
+    );
+    CREATE TABLE issue_items (
+        item_id TEXT PRIMARY KEY,
+        issue INTEGER NOT NULL REFERENCES issues (number),
+        position INTEGER NOT NULL,
+        snapshot TEXT NOT NULL
+    );
+    CREATE INDEX issue_items_issue ON issue_items (issue, position);
     """,
 )
 
@@ -192,7 +212,8 @@ class StateStore:
     def note_outputs(self, paths: list[str]) -> None:
         """Record paths about to be written, with no key yet; inside a transaction."""
         self.db.executemany(
-            "INSERT OR IGNORE INTO outputs (path, key, digest) VALUES (?, '', '')", [(p,) for p in paths]
+            "INSERT OR IGNORE INTO outputs (path, key, digest) VALUES (?, '', '')",
+            [(p,) for p in paths],
         )
 
     def update_outputs(self, changed: dict[str, tuple[str, str]], removed: list[str]) -> None:
@@ -217,6 +238,110 @@ class StateStore:
                 errors,
             ),
         )
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    number: int
+    subject: str
+    created_at: datetime
+    intro_hash: str | None
+    intro: str | None  # JSON {"html": ..., "text": ...}
+    agenda: str  # JSON list of item snapshots
+    tracks: str  # JSON list of track ids with items in this issue
+    items: tuple[tuple[str, str], ...]  # (item id, item snapshot JSON) in order
+
+
+def _issue_from_row(row: tuple, items: tuple[tuple[str, str], ...]) -> IssueRecord:
+    return IssueRecord(row[0], row[1], from_utc_text(row[2]), row[3], row[4], row[5], row[6], items)
+
+
+class IssueStore:
+    """Newsletter issues in the state store."""
+
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+        self.db = state.db
+
+    def issued_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT item_id FROM issue_items")}
+
+    def intro_used(self, intro_hash: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM issues WHERE intro_hash = ?", (intro_hash,)).fetchone()
+            is not None
+        )
+
+    def create(
+        self,
+        candidates: list[tuple[str, str]],
+        make_subject: Callable[[int], str],
+        created_at: datetime,
+        intro: tuple[str, str] | None,
+        agenda: str,
+        tracks_of: Callable[[list[str]], str],
+    ) -> int | None:
+        """Allocate the next issue with the candidates not yet in any issue, atomically.
+
+        Returns the new number, or None when every candidate was taken meanwhile (a
+        concurrent compile) or there were none.
+        """
+        with self.state.transaction():
+            taken = self.issued_ids()
+            fresh = [(i, snap) for i, snap in candidates if i not in taken]
+            if not fresh:
+                return None
+            number = (self.db.execute("SELECT MAX(number) FROM issues").fetchone()[0] or 0) + 1
+            intro_hash, intro_json = intro if intro else (None, None)
+            if intro_hash and self.intro_used(intro_hash):
+                intro_hash, intro_json = None, None
+            self.db.execute(
+                "INSERT INTO issues (number, subject, created_at, intro_hash, intro, agenda, tracks)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    number,
+                    make_subject(number),
+                    utc_text(created_at),
+                    intro_hash,
+                    intro_json,
+                    agenda,
+                    tracks_of([i for i, _ in fresh]),
+                ),
+            )
+            self.db.executemany(
+                "INSERT INTO issue_items (item_id, issue, position, snapshot) VALUES (?, ?, ?, ?)",
+                [(item_id, number, pos, snap) for pos, (item_id, snap) in enumerate(fresh)],
+            )
+        return number
+
+    def get(self, number: int) -> IssueRecord | None:
+        row = self.db.execute(
+            "SELECT number, subject, created_at, intro_hash, intro, agenda, tracks FROM issues WHERE number = ?",
+            (number,),
+        ).fetchone()
+        if row is None:
+            return None
+        items = tuple(
+            self.db.execute(
+                "SELECT item_id, snapshot FROM issue_items WHERE issue = ? ORDER BY position",
+                (number,),
+            ).fetchall()
+        )
+        return _issue_from_row(row, items)
+
+    def numbers(self) -> list[int]:
+        return [row[0] for row in self.db.execute("SELECT number FROM issues ORDER BY number")]
+
+    def latest(self) -> int | None:
+        return self.db.execute("SELECT MAX(number) FROM issues").fetchone()[0]
+
+    def summaries(self) -> list[tuple[int, str, datetime]]:
+        return [
+            (n, subject, from_utc_text(created))
+            for n, subject, created in self.db.execute(
+                "SELECT number, subject, created_at FROM issues ORDER BY number DESC"
+            )
+        ]
 
 
 class BuildLock:

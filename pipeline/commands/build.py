@@ -23,7 +23,7 @@ from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry, Publication, decide
 from pipeline.render import calendar, feeds, templates
 from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
-from pipeline.state import BuildLock, StateStore
+from pipeline.state import BuildLock, IssueStore, StateStore
 from pipeline.workers import cpu_count, pool
 
 Progress = Callable[[int, int], None]
@@ -157,13 +157,23 @@ def podcast_image_output(config: Config) -> list[Output]:
     ]
 
 
+def site_fingerprint(config: Config, dirs: list[Path]) -> str:
+    return key_of(templates.fingerprint(dirs), config.fingerprint, _code_fingerprint())
+
+
+def issue_links(config: Config, state: StateStore) -> tuple[IssueLink, ...]:
+    return tuple(
+        IssueLink(number, subject, created.astimezone(config.site.tz), f"nieuwsbrief/{number}/")
+        for number, subject, created in IssueStore(state).summaries()
+    )
+
+
 def build(
     root: Path,
     now: datetime,
     *,
     progress: Progress | None = None,
     lock_timeout: float = 60.0,
-    issues: tuple[IssueLink, ...] = (),
 ) -> BuildReport:
     started_wall = time.perf_counter()
     started = datetime.now(UTC)
@@ -175,7 +185,8 @@ def build(
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
             dirs = templates.template_dirs(config.templates_dir)
-            fp = key_of(templates.fingerprint(dirs), config.fingerprint, _code_fingerprint())
+            fp = site_fingerprint(config, dirs)
+            issues = issue_links(config, state)
             site = Site(
                 config,
                 lambda: templates.environment(dirs, config.site.tz),

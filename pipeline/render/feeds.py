@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from pipeline.config import Config
 from pipeline.publish import Entry
+from pipeline.render.site import IssueLink
 
 if TYPE_CHECKING:
     from feedgen.feed import FeedGenerator
@@ -193,4 +195,34 @@ def podcast(config: Config, entries: Sequence[Entry], image_url: str | None) -> 
         fe.podcast.itunes_explicit("yes" if pc.explicit else "no")
         if entry.item.image and entry.item.image.lower().endswith((".png", ".jpg", ".jpeg")):
             fe.podcast.itunes_image(entry.item.image)
+    return fg.rss_str(pretty=True)
+
+
+def issues_rss(config: Config, issues: Sequence[IssueLink]) -> bytes:
+    """RSS of newsletter issues, for readers who want the web version of each new issue."""
+    from feedgen.feed import FeedGenerator
+
+    site = config.site
+    fg = FeedGenerator()
+    self_url = site.base_url + "nieuwsbrief/rss.xml"
+    fg.id(self_url)
+    fg.title(f"Nieuwsbrief {site.title}")
+    fg.description(f"Alle nummers van de nieuwsbrief van {site.title}.")
+    fg.link(href=self_url, rel="self")
+    fg.link(href=site.base_url + "nieuwsbrief/", rel="alternate", type="text/html")
+    fg.language("nl")
+    fg.generator(GENERATOR)
+    newest = max((i.created_at for i in issues), default=_epoch(config))
+    fg.lastBuildDate(newest)
+    host = urlsplit(site.base_url).hostname or "localhost"
+    for issue in issues:  # newest first, as listed
+        fe = fg.add_entry(order="append")
+        fe.guid(
+            f"tag:{host},{issue.created_at.date().isoformat()}:nieuwsbrief-{issue.number}",
+            permalink=False,
+        )
+        fe.title(issue.subject)
+        fe.link(href=site.base_url + issue.path)
+        fe.description(issue.subject)
+        fe.pubDate(issue.created_at)
     return fg.rss_str(pretty=True)

@@ -316,27 +316,40 @@ class Site:
             out += self._paged(kind["path"], entries, kind["plural"], "")
         return out
 
-    def _fixed_pages(self) -> list[Output]:
-        latest = list(self.entries[:HOME_SIZE])
-        events = upcoming_events(self.entries, self.now)
-        home_key = key_of(self.fp, "home", [entry_key(e) for e in latest + events])
-        issues_key = key_of(self.fp, "issues", list(self.issues))
+    def newsletter_outputs(self) -> list[Output]:
+        """The newsletter archive and its feed of issues (also refreshed by `compile`)."""
+        key = key_of(self.fp, "issues", list(self.issues))
+
+        def feed() -> bytes:
+            from pipeline.render.feeds import issues_rss
+
+            return issues_rss(self.config, self.issues)
+
         return [
             Output(
-                "site/index.html",
-                home_key,
-                lambda: self.render("site/home.html", "", entries=latest, events=events),
-                2,
-            ),
-            Output(
                 "site/nieuwsbrief/index.html",
-                issues_key,
+                key,
                 lambda: self.render(
                     "site/newsletters.html",
                     "nieuwsbrief/",
                     issues=self.issues,
                     page_title=f"Nieuwsbrief | {self.config.site.title}",
                 ),
+                2,
+            ),
+            Output("site/nieuwsbrief/rss.xml", key, feed, 3),
+        ]
+
+    def _fixed_pages(self) -> list[Output]:
+        latest = list(self.entries[:HOME_SIZE])
+        events = upcoming_events(self.entries, self.now)
+        home_key = key_of(self.fp, "home", [entry_key(e) for e in latest + events])
+        return [
+            *self.newsletter_outputs(),
+            Output(
+                "site/index.html",
+                home_key,
+                lambda: self.render("site/home.html", "", entries=latest, events=events),
                 2,
             ),
             Output(
@@ -346,6 +359,17 @@ class Site:
                     "site/404.html",
                     "404.html",
                     page_title=f"Pagina niet gevonden | {self.config.site.title}",
+                ),
+                2,
+            ),
+            Output(
+                "site/toegankelijkheid/index.html",
+                key_of(self.fp, "toegankelijkheid"),
+                lambda: self.render(
+                    "site/accessibility.html",
+                    "toegankelijkheid/",
+                    accessibility=self.config.accessibility,
+                    page_title=f"Toegankelijkheidsverklaring | {self.config.site.title}",
                 ),
                 2,
             ),

@@ -61,12 +61,24 @@ def dutch_time(moment: datetime, tz: ZoneInfo) -> str:
     return format_time(moment.astimezone(tz).time(), format="HH:mm", locale=LOCALE)
 
 
+def wrap(text: str, width: int = 72) -> str:
+    """Plain-text paragraphs at 72 columns; URLs and long words are never broken."""
+    import textwrap
+
+    return "\n".join(
+        textwrap.fill(line, width=width, break_long_words=False, break_on_hyphens=False)
+        if line
+        else ""
+        for line in str(text).split("\n")
+    )
+
+
 def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-        autoescape=jinja2.select_autoescape(["html", "xml", "mjml", "j2"], default=False),
+        autoescape=jinja2.select_autoescape(["html", "xml", "mjml.j2", "html.j2"], default=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -76,6 +88,7 @@ def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
     env.filters["dag_datum"] = lambda m: dutch_weekday_date(m, tz)
     env.filters["tijd"] = lambda m: dutch_time(m, tz)
     env.filters["iso"] = lambda m: m.astimezone(tz).isoformat(timespec="minutes")
+    env.filters["wrap"] = wrap
     return env
 
 

@@ -1,0 +1,244 @@
+"""`krimppost newsletter compile`: the next issue from published items not in an earlier one.
+
+The issue is allocated in one state-store transaction (items are a primary key of
+issue_items), then rendered from what the store recorded, so a crash between the two is
+repaired by the next compile, and concurrent compiles never share an item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.commands.check import site_moment
+from pipeline.config import Config, ConfigError, load_config, newsletter_problems
+from pipeline.content.model import Item, item_from_json, item_to_json
+from pipeline.content.reader import read_content
+from pipeline.errors import KrimppostError, Problem
+from pipeline.outbox import Outbox, digest
+from pipeline.publish import Entry, item_path
+from pipeline.render import message, templates
+from pipeline.render.newsletter import (
+    TOKEN_PLACEHOLDER,
+    IssueView,
+    RenderedIssue,
+    render,
+    sections_for,
+)
+from pipeline.render.site import Site
+from pipeline.state import BuildLock, IssueRecord, IssueStore, StateStore
+
+
+@dataclass
+class CompileReport:
+    number: int | None
+    subject: str = ""
+    items: int = 0
+    agenda: int = 0
+    size: int = 0
+    warnings: list[str] = field(default_factory=list)
+    repaired: list[int] = field(default_factory=list)
+    problems: tuple[Problem, ...] = ()
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if self.number is None:
+            return "geen nieuwe berichten sinds de vorige nieuwsbrief; er is geen nummer gemaakt"
+        return (
+            f"nieuwsbrief {self.number} gemaakt: {self.items} berichten, {self.agenda} in de agenda, "
+            f"HTML {self.size / 1000:.1f} kB — {self.subject}"
+        )
+
+
+def issue_dir(number: int) -> str:
+    return f"newsletters/{number:04d}/"
+
+
+def web_path(number: int) -> str:
+    return f"nieuwsbrief/{number}/"
+
+
+def _entry(config: Config, item: Item) -> Entry:
+    path = item_path(item.id)
+    published = item.published_at.astimezone(config.site.tz)
+    return Entry(item, "", published, published, path, config.site.base_url + path)
+
+
+def subject_for(config: Config, number: int, created_at: datetime) -> str:
+    from babel.dates import format_date
+
+    local = created_at.astimezone(config.site.tz)
+    return config.newsletter.subject.format(
+        site=config.site.title,
+        number=number,
+        month=format_date(local.date(), "MMMM", locale="nl_NL"),
+        year=local.year,
+    )
+
+
+def view_of(config: Config, record: IssueRecord) -> IssueView:
+    entries = [_entry(config, item_from_json(snapshot)) for _, snapshot in record.items]
+    agenda = tuple(_entry(config, item_from_json(s)) for s in json.loads(record.agenda))
+    intro = json.loads(record.intro) if record.intro else None
+    return IssueView(
+        number=record.number,
+        subject=record.subject,
+        created_at=record.created_at.astimezone(config.site.tz),
+        sections=sections_for(config, entries),
+        agenda=agenda,
+        intro_html=intro["html"] if intro else None,
+        intro_text=intro["text"] if intro else None,
+        web_url=config.site.base_url + web_path(record.number),
+    )
+
+
+def _intro(config: Config) -> tuple[str, str] | None:
+    """The editor's introduction for the next issue: (hash, JSON of html and text), if any."""
+    path = config.path(config.newsletter.intro)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n")
+    except UnicodeDecodeError:
+        raise KrimppostError(
+            [Problem(config.newsletter.intro, None, "geen geldige UTF-8")]
+        ) from None
+    if not text.strip():
+        return None
+    from pipeline.content import body
+
+    html, plain = body.render(text, config.site.base_url, "")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return digest, json.dumps({"html": html, "text": plain}, ensure_ascii=False)
+
+
+def write_issue(config: Config, outbox: Outbox, record: IssueRecord) -> RenderedIssue:
+    """Render an issue from the store and stage all its files (the manifest last)."""
+    env = templates.environment(templates.template_dirs(config.templates_dir), config.site.tz)
+    view = view_of(config, record)
+    base = message.unsubscribe_base(config)
+    rendered = render(env, config, view, base + TOKEN_PLACEHOLDER)
+    # The list copy and the web version carry the general unsubscribe page, not a token.
+    list_html = rendered.html.replace(TOKEN_PLACEHOLDER, "")
+    list_text = rendered.text.replace(TOKEN_PLACEHOLDER, "")
+    envelope = message.Envelope(
+        to=config.newsletter.list_address,
+        subject=record.subject,
+        date=record.created_at,
+        message_id=message.message_id(config, f"nieuwsbrief-{record.number:04d}", "lijst"),
+        unsubscribe_https=base,
+        unsubscribe_mailto=config.newsletter.unsubscribe_mailto,
+    )
+    eml = message.build(config, envelope, list_text, list_html).as_bytes()
+    folder = issue_dir(record.number)
+    files = {
+        "message.mjml": rendered.mjml.encode(),
+        "message.html": rendered.html.encode(),
+        "message.txt": rendered.text.encode(),
+        "message.eml": eml,
+    }
+    for name, data in files.items():
+        outbox.stage(folder + name, data)
+    outbox.stage(f"site/{web_path(record.number)}index.html", list_html.encode())
+    manifest = {
+        "issue": record.number,
+        "subject": record.subject,
+        "created_at": record.created_at.astimezone(UTC).isoformat(),
+        "items": [item_id for item_id, _ in record.items],
+        "agenda": [e.item.id for e in view.agenda],
+        "tracks": [s.track for s in view.sections],
+        "web_url": view.web_url,
+        "short_teasers": rendered.short,
+        "warnings": list(rendered.warnings),
+        "sizes": {name: len(data) for name, data in files.items()},
+    }
+    outbox.stage(
+        folder + "manifest.json",
+        (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode(),
+    )
+    return rendered
+
+
+def refresh_archive(config: Config, state: StateStore, outbox: Outbox, now: datetime) -> None:
+    """Re-render the newsletter archive page and issue feed as `build` would, and record them."""
+    from pipeline.commands.build import issue_links, site_fingerprint
+
+    dirs = templates.template_dirs(config.templates_dir)
+    site = Site(
+        config,
+        lambda: templates.environment(dirs, config.site.tz),
+        dirs,
+        (),
+        now,
+        site_fingerprint(config, dirs),
+        issue_links(config, state),
+    )
+    changed = {}
+    for out in site.newsletter_outputs():
+        data = out.produce()
+        outbox.stage(out.path, data)
+        changed[out.path] = (out.key, digest(data))
+    with state.transaction():
+        state.note_outputs(list(changed))
+    outbox.commit()
+    with state.transaction():
+        state.update_outputs(changed, [])
+
+
+def compile_issue(root: Path, now: datetime) -> CompileReport:
+    started = time.perf_counter()
+    config = load_config(root)
+    if problems := newsletter_problems(config):
+        raise ConfigError(problems)
+    now = site_moment(now, config)
+    state_path = config.path(config.state.path)
+    with BuildLock(state_path, 60):
+        content = read_content(config)
+        with StateStore(state_path) as state:
+            issues = IssueStore(state)
+            outbox = Outbox(config.outbox_dir)
+            report = CompileReport(number=None, problems=content.problems)
+            for number in issues.numbers():  # repair issues a crash left without files
+                if not outbox.exists(issue_dir(number) + "manifest.json"):
+                    record = issues.get(number)
+                    assert record is not None
+                    write_issue(config, outbox, record)
+                    report.repaired.append(number)
+            outbox.commit()
+
+            published = content.published(now)
+            issued = issues.issued_ids()
+            candidates = [i for i in published if i.newsletter and i.id not in issued]
+            if candidates:
+                agenda = sorted(
+                    (i for i in published if i.event is not None and i.event.start > now),
+                    key=lambda i: (i.event.start, i.id),  # type: ignore[union-attr]
+                )
+                number = issues.create(
+                    [(i.id, item_to_json(i)) for i in candidates],
+                    lambda n: subject_for(config, n, now),
+                    now,
+                    _intro(config),
+                    json.dumps([item_to_json(i) for i in agenda]),
+                    lambda ids: json.dumps(sorted({i.track for i in candidates if i.id in ids})),
+                )
+                if number is not None:
+                    record = issues.get(number)
+                    assert record is not None
+                    rendered = write_issue(config, outbox, record)
+                    outbox.commit()
+                    refresh_archive(config, state, outbox, now)
+                    report.number = number
+                    report.subject = record.subject
+                    report.items = len(record.items)
+                    report.agenda = len(agenda)
+                    report.size = len(rendered.html.encode())
+                    report.warnings = list(rendered.warnings)
+    report.seconds = time.perf_counter() - started
+    return report
