@@ -148,6 +148,30 @@ def newsletter_compile(root: Path, now: datetime) -> None:
 
 
 @cli.command()
+@_root_option
+@_reports_errors
+def run(root: Path) -> None:
+    """Start de planner: builds bij wijzigingen en embargo's, de nieuwsbrief op schema."""
+    from pipeline.config import load_config
+    from pipeline.schedule import Service, configure_logging
+
+    configure_logging(load_config(root))
+    Service(root).run_forever()
+
+
+@cli.command()
+@_root_option
+@_now_option
+@_reports_errors
+def status(root: Path, now: datetime) -> None:
+    """Toon de planner, de laatste resultaten en wat op een mens wacht."""
+    from pipeline.commands.status import status as run_status
+
+    for line in run_status(root, now).lines():
+        click.echo(line)
+
+
+@cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @_reports_errors
 def init(directory: Path) -> None:

@@ -152,6 +152,59 @@ def _subject_template(value: str) -> str:
     return value
 
 
+def _cron(value: str) -> str:
+    if not value:
+        return value
+    fields_ = value.split()
+    if len(fields_) != 5:
+        raise OptionError(
+            f"moet vijf cron-velden hebben (minuut uur dag maand weekdag), niet {value!r}"
+        )
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger(
+            minute=fields_[0],
+            hour=fields_[1],
+            day=fields_[2],
+            month=fields_[3],
+            day_of_week=fields_[4],
+        )
+    except ValueError as exc:
+        raise OptionError(f"ongeldige cron {value!r}: {exc}") from None
+    return value
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise OptionError(f"moet een poortnummer (1-65535) zijn, niet {value}")
+    return value
+
+
+def _non_negative(value: float) -> float:
+    if value < 0:
+        raise OptionError(f"mag niet negatief zijn, niet {value}")
+    return float(value)
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise OptionError(f"moet groter dan 0 zijn, niet {value}")
+    return float(value)
+
+
+def _env_name(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise OptionError(
+            f"moet de naam van een omgevingsvariabele zijn (bijv. SMTP_WACHTWOORD), niet {value!r}"
+        )
+    return value
+
+
+def _optional_http_url(value: str) -> str:
+    return _http_url(value) if value else value
+
+
 SECTIONS: dict[str, dict[str, Option]] = {
     "site": {
         "title": Option(str, check=_non_empty, doc="Naam van de site en de feeds."),
@@ -186,11 +239,9 @@ SECTIONS: dict[str, dict[str, Option]] = {
         "from_name": Option(str, "", doc="Naam van de afzender; standaard de sitetitel."),
         "from_address": Option(str, "", _address, doc="Afzenderadres (nodig voor de nieuwsbrief)."),
         "reply_to": Option(str, "", doc="Reply-To; standaard site.email."),
-        "list_address": Option(str, check=_address, doc="To-adres van message.eml (de lijst)."),
-        "list_id": Option(
-            str, check=_non_empty, doc="List-Id, bijvoorbeeld nieuwsbrief.example.nl."
-        ),
-        "message_id_domain": Option(str, check=_non_empty, doc="Domein van Message-ID's."),
+        "list_address": Option(str, "", _address, doc="To-adres van message.eml (de lijst)."),
+        "list_id": Option(str, "", doc="List-Id, bijvoorbeeld nieuwsbrief.example.nl."),
+        "message_id_domain": Option(str, "", doc="Domein van Message-ID's; standaard dat van base_url."),
         "unsubscribe_url": Option(
             str,
             "",
@@ -207,6 +258,19 @@ SECTIONS: dict[str, dict[str, Option]] = {
         "size_budget": Option(
             int, 102_000, _at_least(10_000), doc="Maximale grootte HTML-deel (bytes)."
         ),
+    },
+    "schedule": {
+        "build_interval": Option(int, 900, _at_least(1), doc="Seconden tussen vaste builds."),
+        "debounce": Option(
+            float, 2.0, lambda v: float(_at_least(0)(v)), doc="Wachttijd na een wijziging."
+        ),
+        "newsletter": Option(str, "", _cron, doc="Cron voor de nieuwsbrief, bv. '0 10 1-7 * tue'."),
+        "auto_send": Option(bool, False, doc="Na samenstellen meteen versturen."),
+        "misfire_grace_time": Option(
+            int, 300, _at_least(1), doc="Seconden dat een gemiste taak nog mag lopen."
+        ),
+        "newsletter_grace_time": Option(int, 21600, _at_least(1), doc="Idem voor de nieuwsbrief."),
+        "log_file": Option(str, "", doc="Logbestand (roteert); leeg = alleen stderr."),
     },
     "accessibility": {
         "status": Option(
@@ -232,6 +296,60 @@ SECTIONS: dict[str, dict[str, Option]] = {
     },
     "state": {
         "path": Option(str, ".krimppost/state.sqlite", _relative_path, doc="De state store."),
+    },
+    "smtp": {
+        "host": Option(str, "localhost", _non_empty, doc="SMTP-server voor de nieuwsbrief."),
+        "port": Option(int, 25, _port, doc="Poort van de SMTP-server."),
+        "security": Option(
+            str,
+            "none",
+            _one_of("none", "starttls", "tls"),
+            doc="Versleuteling: none, starttls of tls.",
+        ),
+        "username": Option(str, "", doc="Gebruikersnaam; leeg = niet inloggen."),
+        "password_env": Option(
+            str, "", _env_name, doc="Naam van de omgevingsvariabele met het wachtwoord."
+        ),
+        "envelope_from": Option(
+            str, "", _address, doc="Afzender in de envelop (bounces); standaard from_address."
+        ),
+        "rate_per_second": Option(
+            float, 0.0, _non_negative, doc="Maximaal aantal berichten per seconde; 0 = geen."
+        ),
+        "max_per_connection": Option(
+            int, 100, _at_least(1), doc="Berichten per verbinding; daarna een nieuwe."
+        ),
+        "connections": Option(int, 1, _at_least(1), doc="Gelijktijdige verbindingen."),
+        "timeout": Option(float, 30.0, _positive, doc="Time-out per SMTP-stap (seconden)."),
+        "retries": Option(
+            int, 3, _at_least(0), doc="Nieuwe pogingen na een tijdelijke fout (4xx)."
+        ),
+        "retry_delay": Option(
+            float, 5.0, _non_negative, doc="Wachttijd voor de eerste nieuwe poging (s)."
+        ),
+        "dkim_selector": Option(str, "", doc="DKIM-selector; leeg = niet ondertekenen."),
+        "dkim_domain": Option(str, "", doc="DKIM-domein (d=)."),
+        "dkim_key_path": Option(str, "", doc="Pad naar de private DKIM-sleutel (PEM)."),
+    },
+    "subscribers": {
+        "consent_version": Option(
+            str, "1", _non_empty, doc="Versie van de toestemmingstekst die abonnees zien."
+        ),
+        "confirm_days": Option(
+            int, 7, _at_least(1), doc="Geldigheid van een bevestigingslink (dagen)."
+        ),
+    },
+    "serve": {
+        "public_url": Option(
+            str, "", _optional_http_url, doc="Publieke adres van de web-app; standaard base_url."
+        ),
+        "secret_env": Option(
+            str, "", _env_name, doc="Omgevingsvariabele met het geheim voor CSRF-tokens."
+        ),
+        "subscribe_limit": Option(int, 5, _at_least(1), doc="Aanmeldingen per client per venster."),
+        "subscribe_window": Option(
+            int, 600, _at_least(1), doc="Venster voor subscribe_limit (seconden)."
+        ),
     },
 }
 
@@ -340,6 +458,17 @@ class SocialPlatform:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    build_interval: int
+    debounce: float
+    newsletter: str
+    auto_send: bool
+    misfire_grace_time: int
+    newsletter_grace_time: int
+    log_file: str
+
+
+@dataclass(frozen=True)
 class Accessibility:
     status: str
     statement_date: str
@@ -360,6 +489,39 @@ class State:
 
 
 @dataclass(frozen=True)
+class Smtp:
+    host: str
+    port: int
+    security: str
+    username: str
+    password_env: str
+    envelope_from: str
+    rate_per_second: float
+    max_per_connection: int
+    connections: int
+    timeout: float
+    retries: int
+    retry_delay: float
+    dkim_selector: str
+    dkim_domain: str
+    dkim_key_path: str
+
+
+@dataclass(frozen=True)
+class Subscribers:
+    consent_version: str
+    confirm_days: int
+
+
+@dataclass(frozen=True)
+class Serve:
+    public_url: str
+    secret_env: str
+    subscribe_limit: int
+    subscribe_window: int
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     site: Site
@@ -368,9 +530,13 @@ class Config:
     podcast: Podcast
     newsletter: Newsletter
     social: Mapping[str, SocialPlatform]
+    schedule: Schedule
     accessibility: Accessibility
     build: Build
     state: State
+    smtp: Smtp
+    subscribers: Subscribers
+    serve: Serve
     fingerprint: str = field(default="")
 
     @property
@@ -522,9 +688,13 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         podcast=Podcast(**values["podcast"]),
         newsletter=Newsletter(**values["newsletter"]),
         social=MappingProxyType(social),
+        schedule=Schedule(**values["schedule"]),
         accessibility=Accessibility(**values["accessibility"]),
         build=Build(**values["build"]),
         state=State(**values["state"]),
+        smtp=Smtp(**values["smtp"]),
+        subscribers=Subscribers(**values["subscribers"]),
+        serve=Serve(**values["serve"]),
         fingerprint=hashlib.sha256(text.encode()).hexdigest()[:16],
     )
 

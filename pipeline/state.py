@@ -69,6 +69,64 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX issue_items_issue ON issue_items (issue, position);
     """,
+    # 3: delivery (pipeline/delivery/): subscribers with their consent record, a keyed-hash
+    # suppression list, the delivery log per (issue, subscriber), and send runs
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced')),
+        tracks TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        consented_at TEXT NOT NULL,
+        consent_version TEXT NOT NULL,
+        confirmed_at TEXT,
+        status_changed_at TEXT NOT NULL,
+        status_reason TEXT NOT NULL DEFAULT '',
+        confirm_token TEXT UNIQUE,
+        requested_at TEXT,
+        requested_tracks TEXT,
+        requested_version TEXT
+    );
+    CREATE INDEX subscribers_status ON subscribers (status, id);
+    CREATE TABLE suppressions (
+        digest TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE deliveries (
+        issue INTEGER NOT NULL REFERENCES issues (number),
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'deferred',
+                                               'failed', 'bounced', 'skipped', 'uncertain')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        run_attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL,
+        reply TEXT NOT NULL DEFAULT '',
+        message_id TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (issue, subscriber)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_status ON deliveries (issue, status, subscriber);
+    CREATE INDEX deliveries_subscriber ON deliveries (subscriber);
+    CREATE TABLE send_runs (
+        id INTEGER PRIMARY KEY,
+        issue INTEGER NOT NULL REFERENCES issues (number),
+        started TEXT NOT NULL,
+        finished TEXT,
+        sent INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        bounced INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        uncertain INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE delivery_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipeline.config import Config
 
@@ -53,7 +54,8 @@ def unsubscribe_base(config: Config) -> str:
 
 def message_id(config: Config, *parts: object) -> str:
     local = ".".join(str(p) for p in parts)
-    return f"<{local}@{config.newsletter.message_id_domain}>"
+    domain = config.newsletter.message_id_domain or urlsplit(config.site.base_url).hostname
+    return f"<{local}@{domain}>"
 
 
 def build(config: Config, envelope: Envelope, text: str, html: str) -> EmailMessage:
@@ -67,7 +69,8 @@ def build(config: Config, envelope: Envelope, text: str, html: str) -> EmailMess
     msg["Subject"] = envelope.subject
     msg["Date"] = format_datetime(envelope.date)
     msg["Message-ID"] = envelope.message_id
-    msg["List-Id"] = f"{nl.from_name or config.site.title} <{nl.list_id}>"
+    list_id = nl.list_id or f"nieuwsbrief.{urlsplit(config.site.base_url).hostname}"
+    msg["List-Id"] = f"{nl.from_name or config.site.title} <{list_id}>"
     msg["List-Unsubscribe"] = (
         f"<{envelope.unsubscribe_https}>, <mailto:{envelope.unsubscribe_mailto}?subject=afmelden>"
     )

@@ -1,0 +1,116 @@
+"""`krimppost status`: what the service does and what waits for a person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.commands.check import site_moment
+from pipeline.config import load_config
+from pipeline.content.model import ItemState
+from pipeline.content.reader import read_content
+from pipeline.errors import Problem
+from pipeline.schedule import RunLog, ServiceLock, ServicePaths, next_runs
+from pipeline.state import IssueStore, StateStore
+
+
+@dataclass
+class Status:
+    service_pid: int | None
+    next_runs: list[tuple[str, datetime | None]]
+    last_runs: dict[str, dict[str, Any]]
+    problems: tuple[Problem, ...]
+    embargoed: list[tuple[str, datetime]]
+    drafts_waiting: list[str] = field(default_factory=list)
+    unsent_issues: list[tuple[int, str]] = field(default_factory=list)
+    subscribers: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.service_pid:
+            out.append(f"dienst: draait (pid {self.service_pid})")
+        else:
+            out.append("dienst: draait niet (start met `krimppost run`)")
+        out.append("volgende taken:")
+        for job, moment in self.next_runs or [("(geen)", None)]:
+            out.append(f"  {job}: {moment.isoformat(timespec='seconds') if moment else '-'}")
+        out.append("laatste resultaten:")
+        for job, entry in sorted(self.last_runs.items()) or [("(nog geen)", {})]:
+            detail = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("job",))
+            out.append(f"  {job}: {detail}")
+        out.append(f"inhoudsfouten: {len(self.problems)}")
+        out += [f"  {p}" for p in self.problems[:20]]
+        if len(self.problems) > 20:
+            out.append(f"  … en {len(self.problems) - 20} meer (krimppost check)")
+        out.append(f"onder embargo: {len(self.embargoed)}")
+        out += [
+            f"  {moment.isoformat(timespec='minutes')}  {item_id}"
+            for item_id, moment in self.embargoed
+        ]
+        out.append(f"social-concepten te beoordelen: {len(self.drafts_waiting)}")
+        out += [f"  {d}" for d in self.drafts_waiting[:20]]
+        out.append(f"nieuwsbrieven nog niet verstuurd: {len(self.unsent_issues)}")
+        out += [f"  #{n}: {subject}" for n, subject in self.unsent_issues]
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.subscribers.items())) or "geen"
+        out.append(f"abonnees: {counts}")
+        return out
+
+
+def status(root: Path, now: datetime) -> Status:
+    config = load_config(root)
+    now = site_moment(now, config)
+    paths = ServicePaths.of(config)
+    content = read_content(config)
+    embargoed = sorted(
+        ((i.id, i.published_at) for i in content.items if i.state(now) is ItemState.EMBARGOED),
+        key=lambda pair: pair[1],
+    )
+    result = Status(
+        service_pid=ServiceLock.holder(paths.lock),
+        next_runs=next_runs(config),
+        last_runs=RunLog(paths.runs).read(),
+        problems=content.problems,
+        embargoed=embargoed,
+    )
+    result.drafts_waiting = _drafts_waiting(config)
+    state_path = config.path(config.state.path)
+    if state_path.exists():
+        with StateStore(state_path) as state:
+            issues = IssueStore(state)
+            sent = _sent_issues(state)
+            result.unsent_issues = [
+                (n, subject) for n, subject, _ in issues.summaries() if n not in sent
+            ]
+            result.subscribers = _subscriber_counts(state)
+    return result
+
+
+def _drafts_waiting(config: Any) -> list[str]:
+    try:
+        from pipeline.social import review
+    except ImportError:
+        return []
+    lister = getattr(review, "waiting", None)
+    return list(lister(config)) if lister else []
+
+
+def _sent_issues(state: StateStore) -> set[int]:
+    try:
+        rows = state.db.execute(
+            "SELECT DISTINCT issue FROM deliveries WHERE status = 'sent'"
+        ).fetchall()
+    except Exception:
+        return set()
+    return {row[0] for row in rows}
+
+
+def _subscriber_counts(state: StateStore) -> dict[str, int]:
+    try:
+        rows = state.db.execute(
+            "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
+        ).fetchall()
+    except Exception:
+        return {}
+    return {status: count for status, count in rows}

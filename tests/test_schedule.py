@@ -1,0 +1,239 @@
+"""`krimppost run` and `status`: the service in a subprocess, at second-scale intervals."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from conftest import REPO, VALID, Project
+from pipeline.schedule import cron_trigger
+
+AMS = ZoneInfo("Europe/Amsterdam")
+
+
+def fires(expression: str, start: datetime, count: int) -> list[str]:
+    trigger = cron_trigger(expression, AMS)
+    out, previous, now = [], None, start
+    for _ in range(count):
+        moment = trigger.get_next_fire_time(previous, now)
+        out.append(moment.astimezone(UTC).strftime("%m-%d %H:%M"))
+        previous = now = moment
+    return out
+
+
+def test_daily_0230_across_dst_runs_once_a_day() -> None:
+    # Spring: 02:30 does not exist on 29 March; the job runs once, right after the gap.
+    assert fires("30 2 * * *", datetime(2026, 3, 27, 12, tzinfo=AMS), 4) == [
+        "03-28 01:30",
+        "03-29 01:30",
+        "03-30 00:30",
+        "03-31 00:30",
+    ]
+    # Autumn: 02:30 happens twice on 25 October; the job runs once (plain APScheduler: twice).
+    assert fires("30 2 * * *", datetime(2026, 10, 23, 12, tzinfo=AMS), 4) == [
+        "10-24 00:30",
+        "10-25 00:30",
+        "10-26 01:30",
+        "10-27 01:30",
+    ]
+
+
+def test_daily_1000_across_dst_keeps_local_time() -> None:
+    assert fires("0 10 * * *", datetime(2026, 3, 27, 12, tzinfo=AMS), 3) == [
+        "03-28 09:00",
+        "03-29 08:00",
+        "03-30 08:00",
+    ]
+    assert fires("0 10 * * *", datetime(2026, 10, 23, 12, tzinfo=AMS), 3) == [
+        "10-24 08:00",
+        "10-25 09:00",
+        "10-26 09:00",
+    ]
+
+
+def test_first_tuesday_of_the_month() -> None:
+    assert fires("0 10 1-7 * tue", datetime(2026, 11, 27, tzinfo=AMS), 3) == [
+        "12-01 09:00",
+        "01-05 09:00",
+        "02-02 09:00",
+    ]
+
+
+# The service in a subprocess -------------------------------------------------------------
+
+
+def configure(project: Project, **schedule: object) -> None:
+    config = project.root / "config.toml"
+    text = config.read_text()
+    lines = []
+    for key, value in {"build_interval": 300, "debounce": 0.5, **schedule}.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    start = text.index("[schedule]")
+    end = text.index("\n[", start + 1)
+    config.write_text(text[:start] + "[schedule]\n" + "\n".join(lines) + "\n" + text[end:])
+
+
+def start_service(project: Project) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "--root", str(project.root)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition, timeout: float, step: float = 0.1) -> float:  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(step)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def in_feed(project: Project, item_id: str) -> bool:
+    feed = project.root / "outbox/site/feeds/feed.json"
+    try:
+        return any(i["url"].endswith(f"/{item_id}/") for i in json.loads(feed.read_text())["items"])
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def stop(process: subprocess.Popen) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    return process.returncode, err
+
+
+def test_service_builds_on_change_and_on_embargo(project: Project) -> None:
+    configure(project, newsletter="")
+    project.write("wrb/eerste.md", VALID)
+    service = start_service(project)
+    try:
+        wait_for(lambda: in_feed(project, "wrb-eerste"), 30)
+        # A dropped file is in the feeds within 10 s.
+        project.write("woningmarkt/nieuw.md", VALID.replace("track: wrb", "track: woningmarkt"))
+        assert wait_for(lambda: in_feed(project, "woningmarkt-nieuw"), 10) < 10
+        # An embargo 5 s ahead fires on time, not before.
+        moment = (datetime.now(AMS) + timedelta(seconds=5)).replace(microsecond=0)
+        embargoed = VALID.replace(
+            "kind: news", f"kind: news\npublish_at: {moment.replace(tzinfo=None).isoformat()}"
+        )
+        project.write("wrb/embargo.md", embargoed)
+        time.sleep(2)
+        assert not in_feed(project, "wrb-embargo")
+        wait_for(lambda: in_feed(project, "wrb-embargo"), 20)
+        assert datetime.now(AMS) >= moment
+        assert (datetime.now(AMS) - moment).total_seconds() < 8
+        # A second service on the same state store refuses.
+        second = start_service(project)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode != 0
+        assert "krimppost run draait al voor deze state store" in err
+        status = subprocess.run(
+            [sys.executable, "-m", "pipeline", "status", "--root", str(project.root)],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+        )
+        assert f"dienst: draait (pid {service.pid})" in status.stdout
+        assert "  build: " in status.stdout
+    finally:
+        code, err = stop(service)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("job=")]
+    assert lines and all(" duur=" in line and " result=" in line for line in lines)
+
+
+def test_restart_keeps_jobs_and_runs_a_missed_newsletter_once(project: Project) -> None:
+    configure(project, newsletter="0 10 1-7 * tue", newsletter_grace_time=3600)
+    project.write("wrb/a.md", VALID)
+    project.write(
+        "wrb/later.md", VALID.replace("kind: news", "kind: news\npublish_at: 2030-01-01T09:00")
+    )
+    service = start_service(project)
+    try:
+        wait_for(lambda: in_feed(project, "wrb-a"), 30)
+    finally:
+        assert stop(service)[0] == 0
+    state = project.root / ".krimppost/state.sqlite"
+    db = sqlite3.connect(state)
+    jobs = dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchall())
+    assert {"build", "nieuwsbrief", "embargo-1893484800"} <= set(jobs)
+    # While the service is down, the newsletter slot passes: move the persisted slot (the
+    # column APScheduler queries and the pickled job state it restores) a minute into the past.
+    (blob,) = db.execute(
+        "SELECT job_state FROM apscheduler_jobs WHERE id = 'nieuwsbrief'"
+    ).fetchone()
+    job_state = pickle.loads(blob)
+    job_state["next_run_time"] = datetime.now(AMS) - timedelta(minutes=1)
+    db.execute(
+        "UPDATE apscheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = 'nieuwsbrief'",
+        (job_state["next_run_time"].timestamp(), pickle.dumps(job_state, pickle.HIGHEST_PROTOCOL)),
+    )
+    db.commit()
+    db.close()
+    service = start_service(project)
+    try:
+        issue = project.root / "outbox/newsletters/0001/manifest.json"
+        wait_for(issue.exists, 30)
+        time.sleep(3)
+    finally:
+        code, err = stop(service)
+    assert code == 0
+    assert not (project.root / "outbox/newsletters/0002").exists()
+    assert sum(1 for line in err.splitlines() if line.startswith("job=nieuwsbrief")) == 1
+    db = sqlite3.connect(state)
+    (next_run,) = db.execute(
+        "SELECT next_run_time FROM apscheduler_jobs WHERE id = 'nieuwsbrief'"
+    ).fetchone()
+    assert next_run > time.time()
+    assert (
+        db.execute(
+            "SELECT COUNT(*) FROM apscheduler_jobs WHERE id = 'embargo-1893484800'"
+        ).fetchone()[0]
+        == 1
+    )
+
+
+def test_sigterm_during_a_build_leaves_a_consistent_outbox(project: Project) -> None:
+    configure(project, newsletter="")
+    for n in range(150):
+        project.write(f"wrb/item-{n:03d}.md", VALID + "Tekst over krimp. " * 200)
+    service = start_service(project)
+    time.sleep(2.5)  # the first build is under way
+    code, _ = stop(service)
+    assert code == 0
+    for path in (project.root / "outbox").rglob("*"):
+        assert not path.name.startswith(".krimppost-tmp-"), path
+        if path.suffix == ".html":
+            assert path.read_text().rstrip().endswith("</html>"), path
+    # The build either finished or never started writing: a next build completes it.
+    from conftest import build_at
+
+    assert build_at(project).problems == ()
+    assert in_feed(project, "wrb-item-149")
+
+
+@pytest.mark.parametrize("expression", ["0 10 * *", "61 10 * * *", "0 10 * * dinsdag"])
+def test_bad_cron_is_a_config_error(project: Project, expression: str) -> None:
+    configure(project, newsletter=expression)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "check", "--root", str(project.root)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "'newsletter' in [schedule]" in result.stderr
