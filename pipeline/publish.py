@@ -6,6 +6,7 @@ the resulting records after the outbox is complete.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -33,6 +34,19 @@ class Entry:
     @property
     def id(self) -> str:
         return self.item.id
+
+    @functools.cached_property
+    def key(self) -> str:
+        """Everything about this entry a page or feed depends on, as one string."""
+        return "|".join(
+            (
+                self.item.id,
+                self.entry_id,
+                self.item.content_hash,
+                self.updated.isoformat(),
+                self.published.isoformat(),
+            )
+        )
 
 
 @dataclass

@@ -76,7 +76,7 @@ def feed_outputs(
     out: list[Output] = []
     for spec, selected in specs:
         chosen = selected[:length]
-        keys = [(e.entry_id, e.item.content_hash, e.updated) for e in chosen]
+        keys = [e.key for e in chosen]
         for name, writer in (
             ("rss.xml", feeds.rss),
             ("atom.xml", feeds.atom),
@@ -99,7 +99,7 @@ def feed_outputs(
                 fp,
                 "podcast",
                 image,
-                [(e.entry_id, e.item.content_hash, e.updated) for e in episodes],
+                [e.key for e in episodes],
             ),
             lambda: feeds.podcast(config, entries, image),
             3,
@@ -109,7 +109,7 @@ def feed_outputs(
     out.append(
         Output(
             "site/agenda.ics",
-            key_of(fp, "agenda", [(e.entry_id, e.item.content_hash, e.updated) for e in upcoming]),
+            key_of(fp, "agenda", [e.key for e in upcoming]),
             lambda: calendar.agenda(config, upcoming),
             3,
         )
@@ -119,7 +119,7 @@ def feed_outputs(
             out.append(
                 Output(
                     f"site/{entry.path}evenement.ics",
-                    key_of(fp, "ics", entry.entry_id, entry.item.content_hash, entry.updated),
+                    key_of(fp, "ics", entry.key),
                     lambda e=entry: calendar.single(config, e),
                     1,
                 )

@@ -103,6 +103,12 @@ def resolve_url(value: str, base_url: str, item_dir: str) -> str:
 
 def render(body: str, base_url: str, item_dir: str) -> tuple[str, str]:
     """Return (sanitised html, plain text) for a Markdown body."""
+    html = render_html(body, base_url, item_dir)
+    return html, html_to_text(html)
+
+
+def render_html(body: str, base_url: str, item_dir: str) -> str:
+    """Sanitised HTML for a Markdown body."""
     md = _markdown()
     md.reset()
     raw = md.convert(body)
@@ -122,8 +128,7 @@ def render(body: str, base_url: str, item_dir: str) -> tuple[str, str]:
         strip_comments=True,
     )
     # An <img> without alt fails WCAG; nh3's output is normalised, so a pattern is safe here.
-    html = _IMG_WITHOUT_ALT.sub('<img alt=""', html)
-    return html, html_to_text(html)
+    return _IMG_WITHOUT_ALT.sub('<img alt=""', html)
 
 
 def html_to_text(html: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -85,10 +86,16 @@ class Item:
     social_overrides: tuple[tuple[str, str], ...]
     newsletter: bool
     html: str
-    text: str
     assets: tuple[str, ...]  # content-relative paths of files this item publishes
     content_hash: str
     lines: tuple[tuple[str, int], ...]  # front-matter key path ("event.start") -> line
+
+    @functools.cached_property
+    def text(self) -> str:
+        """Plain text of the body, derived when needed (not cached on disk: halves the cache)."""
+        from pipeline.content.body import html_to_text
+
+        return html_to_text(self.html)
 
     @property
     def slug(self) -> str:

@@ -113,7 +113,7 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
 
     from pipeline.content import body  # Markdown and nh3: only when something must be parsed
 
-    html, plain = body.render(doc.body, settings.base_url, item_dir)
+    html = body.render_html(doc.body, settings.base_url, item_dir)
     required: list[tuple[str, str, str]] = []
 
     image_url = None
@@ -163,7 +163,6 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
         social_overrides=values["social_overrides"],
         newsletter=values["newsletter"],
         html=html,
-        text=plain,
         assets=(),
         content_hash=hashlib.sha256(text.encode()).hexdigest(),
         lines=tuple(sorted(doc.lines.items())),

@@ -74,8 +74,8 @@ def key_of(*parts: object) -> str:
     return h.hexdigest()
 
 
-def entry_key(entry: Entry) -> tuple:
-    return (entry.id, entry.entry_id, entry.item.content_hash, entry.updated, entry.published)
+def entry_key(entry: Entry) -> str:
+    return entry.key
 
 
 def upcoming_events(entries: Sequence[Entry], now: datetime) -> list[Entry]:
