@@ -185,3 +185,9 @@ def init(directory: Path) -> None:
 
 def main() -> None:
     cli(prog_name="krimppost")
+
+
+# Command groups defined in their own modules (they import the helpers above).
+from pipeline.commands.social import social  # noqa: E402
+
+cli.add_command(social)

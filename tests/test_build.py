@@ -147,7 +147,7 @@ def test_embargo_before_and_after(project: Project) -> None:
 def test_drafts_appear_nowhere(project: Project) -> None:
     project.write("wrb/concept.md", VALID.replace("kind: news", "kind: news\ndraft: true"))
     build_at(project)
-    assert not any(b"concept" in data for data in outbox_files(project.root).values())
+    assert not any(b"wrb-concept" in data for data in outbox_files(project.root).values())
 
 
 def test_withdrawal_on_delete_and_on_draft(project: Project) -> None:

@@ -84,4 +84,7 @@ def test_kill_during_build_then_complete(project: Project, tmp_path: Path) -> No
         check=True,
         capture_output=True,
     )
-    assert outbox_files(project.root) == outbox_files(reference)
+    # Social drafts of a withdrawn item are kept on purpose (comms may have edited them),
+    # so the reference comparison is of the published site.
+    site = {k: v for k, v in outbox_files(project.root).items() if k.startswith("site/")}
+    assert site == {k: v for k, v in outbox_files(reference).items() if k.startswith("site/")}

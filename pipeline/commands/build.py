@@ -23,6 +23,7 @@ from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry, Publication, decide
 from pipeline.render import calendar, feeds, templates
 from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
+from pipeline.social.drafts import override_problems, sync_drafts
 from pipeline.state import BuildLock, IssueStore, StateStore
 from pipeline.workers import cpu_count, pool
 
@@ -37,14 +38,16 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     seconds: float = 0.0
+    social: str = ""
 
     def summary(self) -> str:
         p = self.publication
+        social = f"; {self.social}" if self.social else ""
         return (
             f"{len(p.entries)} berichten online ({len(p.new)} nieuw, {len(p.changed)} gewijzigd, "
             f"{len(p.withdrawn)} ingetrokken, {len(p.kept)} vorige versie behouden); "
             f"{len(self.written)} bestanden geschreven, {len(self.removed)} verwijderd, "
-            f"{self.unchanged} ongewijzigd; {len(self.problems)} fouten; {self.seconds:.2f} s"
+            f"{self.unchanged} ongewijzigd{social}; {len(self.problems)} fouten; {self.seconds:.2f} s"
         )
 
 
@@ -200,7 +203,14 @@ def build(
             outputs += [
                 o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}
             ]
-            report = BuildReport(publication, (*file_problems(config), *content.problems))
+            report = BuildReport(
+                publication,
+                (
+                    *file_problems(config),
+                    *override_problems(config, content.items),
+                    *content.problems,
+                ),
+            )
             outbox = Outbox(config.outbox_dir)
             # A marker beside the state store says a build was interrupted: only then is the
             # outbox searched for leftover temp files (a walk of 5,000 folders costs 0.15 s).
@@ -224,6 +234,10 @@ def build(
             stale = [p for p in previous if p not in produced]
             report.removed = [p for p in stale if outbox.exists(p)]
             outbox.remove(stale)
+            # Social drafts for the live entries; comms edits are never overwritten.
+            social = sync_drafts(config, publication.entries, now)
+            report.social = social.summary()
+            report.problems = (*report.problems, *social.problems)
             with state.transaction():
                 for record, last_good in publication.saves:
                     state.save_item(record, last_good)

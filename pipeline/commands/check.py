@@ -38,7 +38,10 @@ def check(root: Path, now: datetime) -> CheckReport:
     content = read_content(config)
     now = site_moment(now, config)
     counts = {state: len(items) for state, items in content.by_state(now).items()}
-    return CheckReport(content, counts, tuple(file_problems(config)))
+    from pipeline.social.drafts import override_problems
+
+    problems = (*file_problems(config), *override_problems(config, content.items))
+    return CheckReport(content, counts, tuple(problems))
 
 
 def site_moment(moment: datetime, config: Config) -> datetime:

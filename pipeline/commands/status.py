@@ -92,8 +92,14 @@ def _drafts_waiting(config: Any) -> list[str]:
         from pipeline.social import review
     except ImportError:
         return []
-    lister = getattr(review, "waiting", None)
-    return list(lister(config)) if lister else []
+    from datetime import UTC
+
+    now = datetime.now(UTC)
+    views = [
+        *review.list_views(config, now, "pending")[0],
+        *review.list_views(config, now, "stale")[0],
+    ]
+    return [f"{v.draft.id} ({v.status})" for v in views]
 
 
 def _sent_issues(state: StateStore) -> set[int]:

@@ -1,0 +1,352 @@
+"""Length of a post as each platform counts it, and shortening a post until it fits.
+
+How each platform counts (the `[social.<platform>]` options `limit` and `url_weight` apply):
+
+- X: twitter-text v3 weighted length (twitter-text-parser, the library X publishes): most
+  Latin, Greek and Cyrillic characters weigh 1, CJK characters and every emoji (also a ZWJ
+  family or a flag) weigh 2, text is NFC-normalised first, and every URL (also a bare domain
+  such as `bevolkingsdaling.nl`) counts `url_weight` (23).
+- Mastodon: extended grapheme clusters (`regex` `\\X`) after Mastodon's own substitutions:
+  every http(s) URL counts `url_weight` (23) and `@user@server` counts as `@user`.
+- Bluesky: extended grapheme clusters; a link counts in full (`url_weight` 0).
+- LinkedIn and Threads: characters as the platforms' web composers count them (JavaScript
+  string length, UTF-16 code units). That is never less than the number of code points or of
+  grapheme clusters, so a post that fits by this count fits however "characters" are counted.
+
+A `url_weight` of 0 means a link counts as the characters it is made of; any other value is
+the fixed length of every link.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import regex
+from twitter_text import parse_tweet
+from twitter_text.config import config as _TWITTER_CONFIG
+from twitter_text.extract_urls import extract_urls_with_indices
+from twitter_text.get_character_weight import get_character_weight
+
+from pipeline.config import SocialPlatform
+
+ELLIPSIS = "…"
+_GRAPHEME = regex.compile(r"\X")
+# Mastodon gives `@user@server` the length of `@user` (StatusLengthValidator).
+_REMOTE_MENTION = regex.compile(
+    r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)@[\w-]+(?:\.[\w-]+)+", regex.IGNORECASE
+)
+_X_OPTIONS = _TWITTER_CONFIG["defaults"]
+_LINE_END = regex.compile(r"\r\n|\r|\n")  # twitter-text counts any line end as one
+# Clusters dropped from the end of a shortened text before the ellipsis ("woord,…" → "woord…").
+_TRAILING_PUNCTUATION = frozenset(",;:-–—")
+# A shortened summary keeps at least this much, or is left out.
+MIN_SUMMARY_WORDS = 3
+MIN_SUMMARY_GRAPHEMES = 30
+
+# The unit a platform counts in, for messages to comms staff and editors.
+UNITS: dict[str, str] = {
+    "x": "gewogen tekens",
+    "mastodon": "tekens (grafemen)",
+    "bluesky": "tekens (grafemen)",
+    "linkedin": "tekens",
+    "threads": "tekens",
+}
+
+
+def graphemes(text: str) -> list[str]:
+    """The extended grapheme clusters of a text (what a reader sees as one character)."""
+    return _GRAPHEME.findall(text)
+
+
+def grapheme_length(text: str) -> int:
+    return len(_GRAPHEME.findall(text))
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _urls(text: str, *, bare_domains: bool) -> list[tuple[int, int]]:
+    """Code point spans of the URLs twitter-text finds (Mastodon uses the same extractor)."""
+    return [
+        (u["indices"][0], u["indices"][1])
+        for u in extract_urls_with_indices(text, extract_urls_without_protocol=bare_domains)
+    ]
+
+
+def _substitute_urls(text: str, url_weight: int, *, mentions: bool = False) -> str:
+    """The text with every http(s) URL replaced by `url_weight` placeholder characters."""
+    spans = _urls(text, bare_domains=False) if url_weight > 0 else []
+    out: list[str] = []
+    position = 0
+    for start, end in spans:
+        out.append(text[position:start])
+        out.append("x" * url_weight)
+        position = end
+    out.append(text[position:])
+    if mentions:
+        # Only outside URLs: Mastodon drops entities that overlap a URL.
+        out = [
+            piece if i % 2 else _REMOTE_MENTION.sub(lambda m: "@" + m.group(1), piece)
+            for i, piece in enumerate(out)
+        ]
+    return "".join(out)
+
+
+# Text twitter-text can never see an emoji in: below U+2000 except © and ®, general
+# punctuation except ‼ and ⁉, and the currency signs. For such text the count is simple.
+_X_NOT_SIMPLE = regex.compile(
+    "[^\x00-\xa8\xaa-\xad\xaf-\u203b\u203d-\u2048\u204a-\u206f\u20a0-\u20cf]"
+)
+# In that text, the characters outside twitter-text v3's weight-1 ranges (U+0000-U+10FF,
+# U+2000-U+200D, U+2010-U+201F, U+2032-U+2037) weigh 2.
+_X_HEAVY = regex.compile("[\u1100-\u1fff\u200e\u200f\u2020-\u2031\u2038-\u206f\u20a0-\u20cf]")
+
+
+def _simple_weight(text: str) -> int:
+    return len(text) + len(_X_HEAVY.findall(text))
+
+
+def _fast_x_length(text: str, url_weight: int) -> int | None:
+    """The count twitter-text gives text without emoji, without its slow emoji scan (4 ms
+    per post); None when the text may hold an emoji."""
+    normalized = _LINE_END.sub("\n", unicodedata.normalize("NFC", text))
+    if _X_NOT_SIMPLE.search(normalized):
+        return None
+    total = 0
+    position = 0
+    for start, end in _urls(normalized, bare_domains=True):
+        total += _simple_weight(normalized[position:start])
+        total += url_weight if url_weight > 0 else _simple_weight(normalized[start:end])
+        position = end
+    return total + _simple_weight(normalized[position:])
+
+
+def x_length(text: str, url_weight: int = 23) -> int:
+    """twitter-text v3 weighted length."""
+    fast = _fast_x_length(text, url_weight)
+    return fast if fast is not None else twitter_text_length(text, url_weight)
+
+
+def twitter_text_length(text: str, url_weight: int = 23) -> int:
+    """twitter-text v3 weighted length straight from twitter-text-parser (slow on long text)."""
+    if url_weight > 0:
+        options = {**_X_OPTIONS, "transformed_url_length": url_weight}
+        return parse_tweet(text, options).weightedLength
+    # Every character of a link counts: weigh it like the text around it.
+    options = {**_X_OPTIONS, "transformed_url_length": 0}
+    normalized = unicodedata.normalize("NFC", text)
+    scale = options["scale"]
+    extra = sum(
+        get_character_weight(char, options)
+        for start, end in _urls(normalized, bare_domains=True)
+        for char in normalized[start:end]
+    )
+    return (parse_tweet(text, options).weightedLength * scale + extra) // scale
+
+
+def mastodon_length(text: str, url_weight: int = 23) -> int:
+    return grapheme_length(_substitute_urls(text, url_weight, mentions=True))
+
+
+def bluesky_length(text: str, url_weight: int = 0) -> int:
+    return grapheme_length(_substitute_urls(text, url_weight))
+
+
+def character_length(text: str, url_weight: int = 0) -> int:
+    """LinkedIn and Threads: UTF-16 code units, as their composers count."""
+    return utf16_length(_substitute_urls(text, url_weight))
+
+
+_COUNTERS: dict[str, Callable[[str, int], int]] = {
+    "x": x_length,
+    "mastodon": mastodon_length,
+    "bluesky": bluesky_length,
+    "linkedin": character_length,
+    "threads": character_length,
+}
+
+
+def length(platform: SocialPlatform, text: str) -> int:
+    """The length of `text` on `platform`, as that platform counts it."""
+    return _COUNTERS[platform.id](text, platform.url_weight)
+
+
+def counter(platform: SocialPlatform) -> Callable[[str], int]:
+    count = _COUNTERS[platform.id]
+    weight = platform.url_weight
+    return lambda text: count(text, weight)
+
+
+# Shortening -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a post template is rendered from; `fit` shortens these, never the rendered text."""
+
+    title: str
+    summary: str
+    hashtags: tuple[str, ...] = ()
+    details: bool = True  # optional extra lines (event date and place) the template may show
+
+
+@dataclass(frozen=True)
+class Fitted:
+    text: str
+    length: int
+    limit: int
+    parts: Parts
+    shortened: bool
+
+    @property
+    def fits(self) -> bool:
+        return self.length <= self.limit
+
+
+def _is_whitespace_cluster(cluster: str) -> bool:
+    return cluster[0].isspace()
+
+
+def _protected(token: str) -> bool:
+    """A token that must never be cut: a URL (also a bare domain), hashtag or mention."""
+    return "#" in token or "@" in token or bool(_urls(token, bare_domains=True))
+
+
+def _last_token(clusters: Sequence[str]) -> str:
+    start = len(clusters)
+    while start > 0 and not _is_whitespace_cluster(clusters[start - 1]):
+        start -= 1
+    return "".join(clusters[start:])
+
+
+def _with_ellipsis(clusters: list[str]) -> str | None:
+    """`clusters` + "…", tidied, unless the ellipsis would join the last cluster."""
+    clusters = list(clusters)
+    if not _protected(_last_token(clusters)):
+        while clusters and clusters[-1] in _TRAILING_PUNCTUATION:
+            clusters.pop()
+    while clusters and _is_whitespace_cluster(clusters[-1]):
+        clusters.pop()
+    if not clusters:
+        return None
+    # Only the last cluster can take the ellipsis in (a prepended concatenation mark would).
+    if graphemes(clusters[-1] + ELLIPSIS) != [clusters[-1], ELLIPSIS]:
+        return None
+    return "".join(clusters) + ELLIPSIS
+
+
+def shortenings(text: str, *, inside_first_word: bool = False) -> list[str]:
+    """Shorter versions of `text`, longest first, each ending in "…".
+
+    Cuts fall at word boundaries (before whitespace), so a URL, hashtag or emoji is either
+    whole or absent. With `inside_first_word`, a first word that is neither a URL, hashtag
+    nor mention may also be cut between its grapheme clusters (a title without spaces, like
+    a row of emoji or CJK text), never inside one.
+    """
+    clusters = graphemes(text)
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def add(candidate: str | None) -> None:
+        if candidate is not None and candidate != text and candidate not in seen:
+            seen.add(candidate)
+            out.append(candidate)
+
+    cuts = [
+        k
+        for k in range(1, len(clusters))
+        if _is_whitespace_cluster(clusters[k]) and not _is_whitespace_cluster(clusters[k - 1])
+    ]
+    for k in reversed(cuts):
+        add(_with_ellipsis(clusters[:k]))
+    if inside_first_word:
+        start = 0
+        while start < len(clusters) and _is_whitespace_cluster(clusters[start]):
+            start += 1
+        end = start
+        while end < len(clusters) and not _is_whitespace_cluster(clusters[end]):
+            end += 1
+        if not _protected("".join(clusters[start:end])):
+            for k in range(end - 1, start, -1):
+                add(_with_ellipsis(clusters[:k]))
+    return out
+
+
+def fit(
+    render: Callable[[Parts], str], parts: Parts, count: Callable[[str], int], limit: int
+) -> Fitted:
+    """Render `parts`, shortening them until the post fits `limit` as `count` counts it.
+
+    In order: shorten the summary at a word boundary (keeping at least a few words), down to
+    leaving it out; leave out the optional details; shorten the title; only then leave out
+    hashtags (from the last); as a last resort leave out a title that cannot be cut. When
+    even the shortest form does not fit (a limit set lower than the link), that form is
+    returned with `fits` false. `parts` are used as given: the template decides the layout.
+    """
+    attempts: dict[Parts, tuple[str, int]] = {}
+
+    def attempt(p: Parts) -> tuple[str, int]:
+        if p not in attempts:
+            text = render(p).strip()
+            attempts[p] = (text, count(text))
+        return attempts[p]
+
+    def fits(p: Parts) -> bool:
+        return attempt(p)[1] <= limit
+
+    def done(p: Parts) -> Fitted:
+        text, n = attempt(p)
+        return Fitted(text, n, limit, p, shortened=p != parts)
+
+    if fits(parts):
+        return done(parts)
+
+    summaries = (
+        [parts.summary, *_substantial(shortenings(parts.summary)), ""] if parts.summary else [""]
+    )
+    for details in dict.fromkeys((parts.details, False)):
+        found = _first_fitting(
+            [replace(parts, summary=s, details=details) for s in summaries], fits
+        )
+        if found is not None:
+            return done(found)
+
+    titles = [parts.title, *shortenings(parts.title, inside_first_word=True)]
+    bare = replace(parts, summary="", details=False)
+    for keep in range(len(parts.hashtags), -1, -1):
+        found = _first_fitting(
+            [replace(bare, title=t, hashtags=parts.hashtags[:keep]) for t in titles], fits
+        )
+        if found is not None:
+            return done(found)
+    # A title that cannot be cut (one huge grapheme cluster, a long URL) is left out last.
+    no_title = replace(bare, title="", hashtags=())
+    if fits(no_title):
+        return done(no_title)
+    return done(replace(bare, title=titles[-1], hashtags=()))
+
+
+def _substantial(candidates: list[str]) -> list[str]:
+    """Shortened summaries worth keeping: "De…" says nothing, so it is left out instead."""
+    return [
+        c
+        for c in candidates
+        if len(c.split()) >= MIN_SUMMARY_WORDS and grapheme_length(c) > MIN_SUMMARY_GRAPHEMES
+    ]
+
+
+def _first_fitting(candidates: list[Parts], fits: Callable[[Parts], bool]) -> Parts | None:
+    """The first (longest) candidate that fits; lengths shrink along the list."""
+    if not candidates or not fits(candidates[-1]):
+        return None
+    low, high = 0, len(candidates) - 1  # candidates[high] fits
+    while low < high:
+        middle = (low + high) // 2
+        if fits(candidates[middle]):
+            high = middle
+        else:
+            low = middle + 1
+    return candidates[high]
