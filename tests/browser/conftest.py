@@ -148,16 +148,12 @@ TARGETS: list[Target] = [
     # (pipeline.commands.newsletter.compile_issue(root, NOW)) and remove `todo` here. The
     # e-mail HTML's own checks (320/375/600 px, 14 px text, dark mode) belong in a test
     # of their own, as they are no web page.
-    Target("nieuwsbrief-nummer", "/nieuwsbrief/1/", todo=f"{NOT_BUILT}: newsletter compile"),
+    Target("nieuwsbrief-nummer", "/nieuwsbrief/1/"),
     # TODO(issue 8): pages of the `krimppost serve` app. When it exists, add a session
     # fixture starting it on 127.0.0.1 and register its base URL under "serve" in
     # `origins`; then fill in the real paths and remove `todo`.
-    Target(
-        "social-beoordeling",
-        "/social/",
-        origin="serve",
-        todo=f"{NOT_BUILT}: social review page of krimppost serve",
-    ),
+    # The social review page is a static file in outbox/social/, served from outbox/.
+    Target("social-beoordeling", "/social/index.html", origin="outbox"),
     Target(
         "aanmelden", "/aanmelden/", origin="serve", todo=f"{NOT_BUILT}: krimppost serve subscribe"
     ),
@@ -277,6 +273,9 @@ def site(site_server: tuple[Path, str]) -> BuiltSite:
     edge.write_text(EDGE_CASES, encoding="utf-8")
     report = build(root, NOW)
     assert not report.problems, [str(p) for p in report.problems]
+    from pipeline.commands.newsletter import compile_issue
+
+    assert compile_issue(root, NOW).number == 1  # the web version of issue 1
     entries = [e for e in report.publication.entries if "/" + e.path != EDGE_CASES_PATH]
     richest: dict[str, tuple[int, str]] = {}
     for entry in entries:  # per kind the item with the most features on one page
@@ -295,7 +294,12 @@ def site(site_server: tuple[Path, str]) -> BuiltSite:
 def origins(site: BuiltSite, site_server: tuple[Path, str]) -> dict[str, str]:
     """Base URL (without the final /) of each server the targets live on."""
     # TODO(issue 8): "serve": the base URL of `krimppost serve`, once it exists.
-    return {"site": site_server[1]}
+    root = site_server[0] / "outbox"
+    handler = functools.partial(_SiteHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    return {"site": site_server[1], "outbox": f"http://{host}:{port}"}
 
 
 @pytest.fixture(scope="session")
