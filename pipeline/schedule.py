@@ -83,6 +83,8 @@ def run_build(root: str) -> dict[str, Any]:
     from pipeline.commands.build import build
 
     report = build(Path(root), datetime.now(UTC))
+    if report.skipped:
+        return {"result": "ok", "overgeslagen": "niets veranderd"}
     return {
         "result": "fouten" if report.problems else "ok",
         "online": len(report.publication.entries),

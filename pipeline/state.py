@@ -127,6 +127,13 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: what the last complete build saw, so a build with nothing to do stops early
+    """
+    CREATE TABLE build_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -281,6 +288,15 @@ class StateStore:
             [(p, k, d) for p, (k, d) in changed.items()],
         )
         self.db.executemany("DELETE FROM outputs WHERE path = ?", [(p,) for p in removed])
+
+    def build_meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM build_meta").fetchall())
+
+    def set_build_meta(self, values: dict[str, str]) -> None:
+        """Inside a transaction."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO build_meta (key, value) VALUES (?, ?)", list(values.items())
+        )
 
     def record_build(
         self, started: datetime, now: datetime, written: int, removed: int, errors: int

@@ -104,6 +104,7 @@ def test_rebuild_without_change_is_byte_identical_and_writes_nothing(project: Pr
     build_at(project)
     before = outbox_files(project.root)
     second = build_at(project)
+    assert second.skipped  # nothing changed: stops before reading content
     assert second.written == [] and second.removed == []
     assert outbox_files(project.root) == before
     # Even rendering everything again from the state store gives the same bytes.
@@ -284,6 +285,17 @@ def test_second_build_waits_then_refuses(project: Project) -> None:
         holder.kill()
         holder.wait()
     build(project.root, datetime(2026, 11, 27, 12), lock_timeout=5)
+
+
+def test_a_touched_file_or_the_clock_passing_an_event_rebuilds(project: Project) -> None:
+    project.write("woningmarkt/masterclass.md", EVENT)
+    build_at(project, "2027-01-21T12:00")
+    assert build_at(project, "2027-01-21T16:59").skipped
+    after = build_at(project, "2027-01-21T17:01")  # the event has ended: agenda and home change
+    assert not after.skipped
+    assert "site/agenda.ics" in after.written
+    project.write("woningmarkt/masterclass.md", EVENT + "Meer.\n")
+    assert not build_at(project, "2027-01-21T17:02").skipped
 
 
 def test_feed_length_from_config(project: Project) -> None:

@@ -9,6 +9,7 @@ record items and outputs in the state store in one transaction.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,9 +40,12 @@ class BuildReport:
     unchanged: int = 0
     seconds: float = 0.0
     social: str = ""
+    skipped: bool = False
 
     def summary(self) -> str:
         p = self.publication
+        if self.skipped:
+            return f"niets veranderd sinds de vorige build; niets geschreven; {self.seconds:.2f} s"
         social = f"; {self.social}" if self.social else ""
         return (
             f"{len(p.entries)} berichten online ({len(p.new)} nieuw, {len(p.changed)} gewijzigd, "
@@ -184,11 +188,17 @@ def build(
     now = site_moment(now, config)
     state_path = config.path(config.state.path)
     with BuildLock(state_path, lock_timeout):
+        dirs = templates.template_dirs(config.templates_dir)
+        fp = site_fingerprint(config, dirs)
+        inputs = _inputs_fingerprint(config, fp)
+        with StateStore(state_path) as state:
+            if _nothing_to_do(config, state.build_meta(), inputs, now):
+                report = BuildReport(Publication(entries=()), (), skipped=True)
+                report.seconds = time.perf_counter() - started_wall
+                return report
         content = read_content(config)
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
-            dirs = templates.template_dirs(config.templates_dir)
-            fp = site_fingerprint(config, dirs)
             issues = issue_links(config, state)
             site = Site(
                 config,
@@ -247,9 +257,63 @@ def build(
                 state.record_build(
                     started, now, len(report.written), len(report.removed), len(report.problems)
                 )
+                state.set_build_meta(
+                    {
+                        "inputs": inputs,
+                        "now": now.astimezone(UTC).isoformat(),
+                        "next_change": _next_change(content, publication, now)
+                        .astimezone(UTC)
+                        .isoformat(),
+                        "problems": str(len(report.problems)),
+                    }
+                )
             dirty.unlink(missing_ok=True)
     report.seconds = time.perf_counter() - started_wall
     return report
+
+
+def _inputs_fingerprint(config: Config, fp: str) -> str:
+    """Everything a build reads besides the clock: config, code, templates (in `fp`), every
+    file under content/ by size and modification time, and the newsletter issues."""
+    h = hashlib.blake2b(fp.encode(), digest_size=16)
+    content = str(config.content_dir)
+    for dirpath, dirnames, filenames in os.walk(content):
+        dirnames.sort()
+        for name in sorted(filenames):
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\n".encode())
+    state = config.path(config.state.path)
+    issues: list = []
+    if state.exists():
+        with StateStore(state) as store:
+            issues = IssueStore(store).summaries()
+    h.update(repr(issues).encode())
+    return h.hexdigest()
+
+
+def _next_change(content: object, publication: Publication, now: datetime) -> datetime:
+    """The first moment at which the clock alone changes the site: an embargo ends or an
+    event stops being upcoming."""
+    from pipeline.content.model import ItemState
+
+    moments = [i.published_at for i in content.items if i.state(now) is ItemState.EMBARGOED]  # type: ignore[attr-defined]
+    for entry in publication.entries:
+        event = entry.item.event
+        if event is not None and (event.end or event.start) >= now:
+            moments.append(event.end or event.start)
+    return min(moments, default=datetime(9999, 1, 1, tzinfo=UTC))
+
+
+def _nothing_to_do(config: Config, meta: dict[str, str], inputs: str, now: datetime) -> bool:
+    if meta.get("inputs") != inputs or meta.get("problems") != "0":
+        return False
+    if not (config.outbox_dir / "site" / "index.html").exists():
+        return False  # the outbox was removed: render it again
+    last = datetime.fromisoformat(meta["now"])
+    return last <= now < datetime.fromisoformat(meta["next_change"])
 
 
 # Rendering more than this many outputs is spread over worker processes.
