@@ -166,7 +166,8 @@ def write_issue(config: Config, outbox: Outbox, record: IssueRecord) -> Rendered
 
 
 def refresh_archive(config: Config, state: StateStore, outbox: Outbox, now: datetime) -> None:
-    """Re-render the newsletter archive page and issue feed as `build` would, and record them."""
+    """Re-render the newsletter archive page and issue feed as `build` would, commit them with
+    whatever else is staged, and record them."""
     from pipeline.commands.build import issue_links, site_fingerprint
 
     dirs = templates.template_dirs(config.templates_dir)
@@ -232,8 +233,7 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     record = issues.get(number)
                     assert record is not None
                     rendered = write_issue(config, outbox, record)
-                    outbox.commit()
-                    refresh_archive(config, state, outbox, now)
+                    refresh_archive(config, state, outbox, now)  # commits the issue with it
                     report.number = number
                     report.subject = record.subject
                     report.items = len(record.items)
