@@ -191,3 +191,10 @@ def main() -> None:
 from pipeline.commands.social import social  # noqa: E402
 
 cli.add_command(social)
+from pipeline.commands.send import send as newsletter_send  # noqa: E402
+from pipeline.commands.serve import serve  # noqa: E402
+from pipeline.commands.subscribers import subscribers  # noqa: E402
+
+newsletter.add_command(newsletter_send)
+cli.add_command(subscribers)
+cli.add_command(serve)

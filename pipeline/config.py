@@ -241,7 +241,9 @@ SECTIONS: dict[str, dict[str, Option]] = {
         "reply_to": Option(str, "", doc="Reply-To; standaard site.email."),
         "list_address": Option(str, "", _address, doc="To-adres van message.eml (de lijst)."),
         "list_id": Option(str, "", doc="List-Id, bijvoorbeeld nieuwsbrief.example.nl."),
-        "message_id_domain": Option(str, "", doc="Domein van Message-ID's; standaard dat van base_url."),
+        "message_id_domain": Option(
+            str, "", doc="Domein van Message-ID's; standaard dat van base_url."
+        ),
         "unsubscribe_url": Option(
             str,
             "",

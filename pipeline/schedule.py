@@ -108,14 +108,14 @@ def run_newsletter(root: str, auto_send: bool) -> dict[str, Any]:
 
 
 def _send(root: str, number: int) -> dict[str, Any]:
-    try:
-        from pipeline.commands import send as send_module
-    except ImportError:  # delivery not installed in this build
-        return {"verzonden": "niet beschikbaar"}
-    summary = send_module.send_issue(Path(root), number)  # type: ignore[attr-defined]
+    from pipeline.delivery.sender import send_issue
+
+    report = send_issue(Path(root), number)
     return {
-        "verzonden": getattr(summary, "sent", None),
-        "mislukt": getattr(summary, "failed", None),
+        "verzonden": report.sent,
+        "mislukt": report.failed,
+        "gebouncet": report.bounced,
+        "onzeker": len(report.uncertain),
     }
 
 

@@ -453,7 +453,11 @@ def read_stored(outbox: Outbox, draft_id: str, cache: ParseCache | None = None) 
 
 
 def write_if_unchanged(
-    outbox: Outbox, draft: Draft, expected: str | None, cache: ParseCache | None = None
+    outbox: Outbox,
+    draft: Draft,
+    expected: str | None,
+    cache: ParseCache | None = None,
+    digests: dict[str, str] | None = None,
 ) -> bool:
     """Stage an atomic replacement of a draft, unless the file changed since it was read
     (`expected` is the digest of the bytes read then, None when there was no file).
@@ -474,6 +478,8 @@ def write_if_unchanged(
         outbox.stage(draft.path, data)
     if cache is not None:
         cache.remember(outbox, draft, data)
+    if digests is not None:
+        digests[draft.id] = digest(data)
     return True
 
 
@@ -751,23 +757,74 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
     """Bring outbox/social/ in line with the live entries; write the review page.
 
     Call with the build lock held (the build does); review commands take the same lock.
+
+    Incremental: `social-index.json` (beside the state store, safe to delete) records per
+    item folder the key of the entry its drafts were made from and the signature (size,
+    mtime, inode) of the folder and of every draft file in it, as this function left them.
+    While the global inputs (settings, templates, code) are the same, a folder whose entry
+    key and signatures all still hold is left alone: no read, no parse, no generation. Any
+    difference (a hand edit, a new or deleted file, a changed item) sends the folder through
+    the full rules below.
     """
     moment = _moment(now, config)
     when = stamp(moment, config)
     outbox = Outbox(config.outbox_dir)
     report = SocialReport()
     problems: list[Problem] = []
-    cache = ParseCache.for_config(config)
-    stored = scan(outbox, cache)
-    current: dict[str, Draft] = {}
-    created: list[tuple[Draft, bytes]] = []
     composer = Composer(config)
     base_key = _base_key(config, composer)
     enabled = [p for p in config.social.values() if p.enabled]
+    index = SyncIndex.for_config(config)
+    fingerprint = _global_fingerprint(config, base_key)
+    previous = index.folders if index.fingerprint == fingerprint else {}
+    if os.environ.get("SOCDEBUG"):
+        print(
+            "FP", index.fingerprint, fingerprint, len(index.folders), file=__import__("sys").stderr
+        )
+    root = outbox.text_path(DRAFT_DIR)
+    try:
+        folders = {e.name for e in os.scandir(root) if e.is_dir() and _ITEM_ID.match(e.name)}
+    except FileNotFoundError:
+        folders = set()
+
+    live: dict[str, Item] = {}
+    entry_keys: dict[str, str] = {}
+    clean: dict[str, list[Any]] = {}
+    dirty: list[Entry] = []
+    for entry in entries:
+        item = entry.item
+        live[item.id] = item
+        key = _entry_key(entry)
+        entry_keys[item.id] = key
+        record = previous.get(item.id)
+        if record is not None and record[0] == key and _folder_holds(root, item.id, record):
+            clean[item.id] = record
+        else:
+            dirty.append(entry)
+            if os.environ.get("SOCDEBUG") and len(dirty) < 3:
+                print("DIRTY", item.id, key, record and record[0], file=__import__("sys").stderr)
+    dirty_gone: list[str] = []
+    for folder in folders:
+        if folder in live:
+            continue
+        record = previous.get(folder)
+        if record is not None and record[0] == _GONE and _folder_holds(root, folder, record):
+            clean[folder] = record
+        else:
+            dirty_gone.append(folder)
+
+    dirty_folders = sorted({e.item.id for e in dirty if e.item.id in folders} | set(dirty_gone))
+    # The parse cache pays for itself only when many drafts must be read.
+    cache = ParseCache.for_config(config) if len(dirty_folders) > _CACHE_THRESHOLD else None
+    stored = _scan_folders(outbox, dirty_folders, cache)
+    current: dict[str, Draft] = {}
+    created: list[tuple[Draft, bytes]] = []
     broken_platforms: set[str] = set()
     wanted: set[str] = set()
+    unsettled: set[str] = set()  # item folders not left in a state the index may vouch for
+    digests = {draft_id: found.digest for draft_id, found in stored.items() if found.digest}
 
-    for entry in entries:
+    for entry in dirty:
         item = entry.item
         if not item.social_enabled:
             continue
@@ -777,6 +834,7 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
             found = stored.get(draft_id)
             if found is not None and found.problem is not None:
                 problems.append(found.problem)
+                unsettled.add(item.id)
                 continue
             existing = found.draft if found is not None else None
             key = generator_key(base_key, entry, platform)
@@ -787,6 +845,7 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
             ):
                 draft, outcome = refresh(existing, platform, when)
             elif platform.id in broken_platforms:
+                unsettled.add(item.id)
                 if existing is not None:
                     current[draft_id] = existing
                 continue
@@ -796,6 +855,7 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
                 except KrimppostError as exc:
                     broken_platforms.add(platform.id)
                     problems.extend(_project_relative(p, config) for p in exc.problems)
+                    unsettled.add(item.id)
                     if existing is not None:
                         current[draft_id] = existing
                     continue
@@ -804,11 +864,13 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
                 data = dump_draft(draft)
                 outbox.stage(draft.path, data)  # new files: committed together, one sync
                 created.append((draft, data))
+                digests[draft_id] = digest(data)
             elif draft is not existing and not write_if_unchanged(
-                outbox, draft, found.digest, cache
+                outbox, draft, found.digest, cache, digests
             ):
                 outcome = "unchanged"  # saved by someone meanwhile: next run
                 draft = existing or draft
+                unsettled.add(item.id)
             current[draft_id] = draft
             _count(report, outcome)
     try:
@@ -816,18 +878,19 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
     except BaseException:
         outbox.discard()
         raise
-    for draft, data in created:
-        cache.remember(outbox, draft, data)
+    if cache is not None:
+        for draft, data in created:
+            cache.remember(outbox, draft, data)
 
-    live = {e.item.id: e.item for e in entries}
     for draft_id, found in stored.items():
         if draft_id in wanted:
             continue
+        item_id = draft_id.split("/")[0]
         if found.draft is None:
             if found.problem is not None:
                 problems.append(found.problem)
+            unsettled.add(item_id)
             continue
-        item_id = draft_id.split("/")[0]
         if item_id not in live:
             reason = WITHDRAWN_GONE
         elif not live[item_id].social_enabled:
@@ -836,18 +899,196 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
             reason = WITHDRAWN_PLATFORM_OFF
         draft = withdraw(found.draft, reason, when)
         if draft is not found.draft:
-            if write_if_unchanged(outbox, draft, found.digest, cache):
+            if write_if_unchanged(outbox, draft, found.digest, cache, digests):
                 if found.draft.status != "withdrawn":
                     report.withdrawn += 1
             else:
                 draft = found.draft
+                unsettled.add(item_id)
         current[draft_id] = draft
 
     outbox.commit()
+    enabled_ids = {p.id for p in enabled}
+    report.unchanged += sum(
+        sum(1 for platform in record[2] if platform in enabled_ids)
+        for folder, record in clean.items()
+        if folder in live and live[folder].social_enabled
+    )
     report.problems = tuple(sorted(set(problems), key=Problem.sort_key))
-    write_review_page(config, outbox, list(current.values()), report.problems, moment)
-    cache.save()
+
+    folders_now = dict(clean)
+    for folder in [e.item.id for e in dirty] + dirty_gone:
+        if folder in unsettled:
+            continue
+        record = _folder_record(root, folder, entry_keys.get(folder, _GONE), digests)
+        if record is not None:
+            folders_now[folder] = record
+    page_key = _index_page_key(config, folders_now, report.problems)
+    if unsettled or not _page_has_key(outbox, page_key):
+        # Drafts left as they were (clean folders) are read back; the cache makes it cheap.
+        if cache is None:
+            cache = ParseCache.for_config(config)
+        rest = _scan_folders(outbox, sorted(clean), cache)
+        for draft_id, found in rest.items():
+            if found.draft is not None:
+                current.setdefault(draft_id, found.draft)
+        drafts = sorted(current.values(), key=lambda d: d.id)
+        # Folders the index cannot vouch for: the key must come from the drafts themselves.
+        key = "" if unsettled else page_key
+        write_review_page(config, outbox, drafts, report.problems, moment, key)
+    if cache is not None:
+        cache.save()
+    index.save(fingerprint, folders_now)
     return report
+
+
+# Incremental sync -------------------------------------------------------------------------
+
+INDEX_NAME = "social-index.json"
+_GONE = "-"  # the entry key of a folder whose item is not live
+_CACHE_THRESHOLD = 50
+
+
+class SyncIndex:
+    """Per item folder, what `sync_drafts` left there: `[entry key, folder signature,
+    {platform: draft file signature}]`, under a fingerprint of the global inputs. A plain
+    JSON file beside the state store, safe to delete (the next build reads every draft)."""
+
+    VERSION = 2
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.fingerprint = ""
+        self.folders: dict[str, list[Any]] = {}
+        if path is None:
+            return
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("version") == self.VERSION:
+            folders = data.get("folders")
+            if isinstance(folders, dict) and isinstance(data.get("fingerprint"), str):
+                self.fingerprint = data["fingerprint"]
+                self.folders = folders
+
+    @classmethod
+    def for_config(cls, config: Config) -> SyncIndex:
+        return cls(config.path(config.state.path).with_name(INDEX_NAME))
+
+    def save(self, fingerprint: str, folders: dict[str, list[Any]]) -> None:
+        if self.path is None or (fingerprint == self.fingerprint and folders == self.folders):
+            return
+        document = {"version": self.VERSION, "fingerprint": fingerprint, "folders": folders}
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+            os.replace(temp, self.path)
+        except OSError:
+            temp.unlink(missing_ok=True)  # an index that cannot be written is not an error
+
+
+def _entry_key(entry: Entry) -> str:
+    """What a draft depends on of its entry (the rest is in the global fingerprint)."""
+    item = entry.item
+    if not item.social_enabled:
+        return "off"
+    return f"{item.content_hash}|{entry.url}|{entry.published.isoformat()}"
+
+
+def _global_fingerprint(config: Config, base_key: str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(base_key.encode())
+    h.update(repr((tuple(config.social.values()), _CODE, INDEX_NAME)).encode())
+    return h.hexdigest()
+
+
+def _folder_holds(root: str, folder: str, record: list[Any]) -> bool:
+    """The folder and every draft in it are as the index recorded them."""
+    directory = os.path.join(root, folder)
+    try:
+        if os.stat(directory).st_mtime_ns != record[1]:
+            return False  # a file added, removed or replaced
+        for platform, (signature, _digest) in record[2].items():
+            if _signature(os.stat(os.path.join(directory, platform + ".md"))) != signature:
+                return False
+    except (OSError, TypeError, AttributeError, IndexError):
+        return False
+    return True
+
+
+def _folder_record(
+    root: str, folder: str, key: str, digests: Mapping[str, str]
+) -> list[Any] | None:
+    """`[entry key, folder mtime, {platform: [file signature, digest of its bytes]}]`."""
+    directory = os.path.join(root, folder)
+    try:
+        mtime = os.stat(directory).st_mtime_ns
+        signatures: dict[str, list[str]] = {}
+        for platform in SOCIAL_PLATFORMS:
+            path = os.path.join(directory, platform + ".md")
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            known = digests.get(f"{folder}/{platform}")
+            if known is None:
+                return None  # not a file this run read or wrote
+            signatures[platform] = [_signature(st), known]
+        if os.stat(directory).st_mtime_ns != mtime:
+            return None  # changed while we looked
+    except OSError:
+        return None
+    return [key, mtime, signatures]
+
+
+def _scan_folders(
+    outbox: Outbox, folders: Iterable[str], cache: ParseCache | None
+) -> dict[str, Stored]:
+    found: dict[str, Stored] = {}
+    for folder in folders:
+        for platform in SOCIAL_PLATFORMS:
+            draft_id = f"{folder}/{platform}"
+            stored = read_stored(outbox, draft_id, cache)
+            if stored is not None:
+                found[draft_id] = stored
+    return found
+
+
+def _review_template(config: Config) -> bytes:
+    for directory in templates.template_dirs(config.templates_dir):
+        page = directory / "social" / "index.html"
+        if page.is_file():
+            return page.read_bytes()
+    return b""
+
+
+def _index_page_key(
+    config: Config, folders: Mapping[str, list[Any]], problems: Sequence[Problem]
+) -> str:
+    """The review page's key from the index: the digests of the draft files' bytes (the
+    page of unsettled folders is keyed by `_page_key` instead)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((config.site, tuple(config.social.values()), _CODE, "index")).encode())
+    h.update(_review_template(config))
+    for folder in sorted(folders):
+        for platform, (_sig, file_digest) in folders[folder][2].items():
+            h.update(f"{folder}/{platform}:{file_digest}\n".encode())
+    for problem in problems:
+        h.update(str(problem).encode())
+    return h.hexdigest()
+
+
+def _page_has_key(outbox: Outbox, key: str) -> bool:
+    try:
+        with open(outbox.text_path(INDEX), "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return False
+    m = _PAGE_KEY.search(head)
+    return m is not None and m.group(1).decode() == key
 
 
 def _base_key(config: Config, composer: Composer) -> str:
@@ -1086,9 +1327,10 @@ def write_review_page(
     drafts: Sequence[Draft],
     problems: Sequence[Problem],
     now: datetime,
+    key: str = "",
 ) -> None:
     """Render outbox/social/index.html, unless what it shows did not change."""
-    key = _page_key(config, drafts, problems)
+    key = key or _page_key(config, drafts, problems)
     target = outbox.path_for(INDEX)
     try:
         current: bytes | None = target.read_bytes()

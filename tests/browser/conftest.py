@@ -154,12 +154,9 @@ TARGETS: list[Target] = [
     # `origins`; then fill in the real paths and remove `todo`.
     # The social review page is a static file in outbox/social/, served from outbox/.
     Target("social-beoordeling", "/social/index.html", origin="outbox"),
-    Target(
-        "aanmelden", "/aanmelden/", origin="serve", todo=f"{NOT_BUILT}: krimppost serve subscribe"
-    ),
-    Target(
-        "afmelden", "/afmelden/", origin="serve", todo=f"{NOT_BUILT}: krimppost serve unsubscribe"
-    ),
+    # Pages of the `krimppost serve` app ({token}: a real subscriber's unsubscribe token).
+    Target("aanmelden", "/aanmelden", origin="serve"),
+    Target("afmelden", "/afmelden/{token}", origin="serve"),
 ]
 
 
@@ -291,15 +288,69 @@ def site(site_server: tuple[Path, str]) -> BuiltSite:
 
 
 @pytest.fixture(scope="session")
-def origins(site: BuiltSite, site_server: tuple[Path, str]) -> dict[str, str]:
+def serve_app(site: BuiltSite, site_server: tuple[Path, str]) -> Iterator[dict[str, str]]:
+    """`krimppost serve` on a free loopback port, with one subscriber for the unsubscribe page."""
+    import socket
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    root = site_server[0]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "subscribers",
+            "add",
+            "lezer@example.nl",
+            "--root",
+            str(root),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    db = sqlite3.connect(root / ".krimppost" / "state.sqlite")
+    (token,) = db.execute("SELECT token FROM subscribers").fetchone()
+    db.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "serve", "--root", str(root), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/aanmelden", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield {"serve": base, "token": token}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def origins(
+    site: BuiltSite, site_server: tuple[Path, str], serve_app: dict[str, str]
+) -> dict[str, str]:
     """Base URL (without the final /) of each server the targets live on."""
-    # TODO(issue 8): "serve": the base URL of `krimppost serve`, once it exists.
     root = site_server[0] / "outbox"
     handler = functools.partial(_SiteHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     host, port = server.server_address[:2]
-    return {"site": site_server[1], "outbox": f"http://{host}:{port}"}
+    return {"site": site_server[1], "outbox": f"http://{host}:{port}", **serve_app}
 
 
 @pytest.fixture(scope="session")
@@ -351,13 +402,14 @@ class Visitor:
         if target.kind and target.kind not in self.site.item_paths:
             pytest.fail(f"the sample content has no published item of kind {target.kind!r}")
         path = self.site.item_paths[target.kind] if target.kind else target.path
-        return self.origins[target.origin] + path
+        return self.origins[target.origin] + path.replace("{token}", self.origins.get("token", ""))
 
     def _tab(self, width: int, scale: float) -> Page:
         tab = self._tabs.get((width, scale))
         if tab is not None and not tab.is_closed():
             return tab
         context = self.browser.new_context(
+            bypass_csp=True,  # the serve app's Content-Security-Policy would block axe's script
             viewport={"width": width, "height": VIEWPORT_HEIGHT},
             device_scale_factor=scale,
             locale="nl-NL",

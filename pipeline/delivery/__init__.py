@@ -1,0 +1,1 @@
+"""Delivery: subscribers and their consent, per-recipient messages, SMTP sending, the web app."""

@@ -1,0 +1,464 @@
+"""`krimppost serve`: preview of outbox/site/, one-click unsubscribe and double opt-in.
+
+A Starlette application (served by uvicorn):
+
+- `POST <unsubscribe path><token>`: RFC 8058 one-click. The body must carry
+  `List-Unsubscribe=One-Click`; the subscriber is unsubscribed at once; the answer is a
+  200 page, with no cookie and no redirect.
+- `GET <unsubscribe path><token>`: a Dutch page with a button (a form that POSTs the same
+  body). A GET never changes anything: mail scanners fetch links.
+- `GET/POST <prefix>aanmelden`: the subscribe form. A POST records the request and mails
+  a confirmation link; the page says the same whatever the address (no enumeration).
+  Rate-limited per client and CSRF-protected with a signed double-submit cookie (HMAC of a
+  random cookie under a secret from the environment variable named by
+  `[serve] secret_env`, or else one generated once and kept in the state store).
+- `GET <prefix>bevestigen/<token>`: activates the subscription.
+- Unknown, forged or expired tokens all get the same 404 page.
+
+Token pages are sent with `Referrer-Policy: no-referrer` and `Cache-Control: no-store`, so
+a token never leaks through a Referer header or a shared cache, and are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pipeline.config import Config, load_config
+from pipeline.delivery import sender
+from pipeline.delivery.subscribers import (
+    ALL_TRACKS,
+    AddressError,
+    SubscriberStore,
+    TrackError,
+    ascii_address,
+    normalise,
+    parse_tracks,
+    track_set,
+)
+from pipeline.render import templates
+from pipeline.render.message import POLICY, unsubscribe_base
+from pipeline.render.site import Site
+from pipeline.state import StateStore
+
+log = logging.getLogger("krimppost.serve")
+
+CSRF_COOKIE = "krimppost_csrf"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+MAX_BODY = 16_384
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+}
+PRIVATE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
+
+
+class RateLimiter:
+    """At most `limit` events per `window` seconds per key; bounded memory."""
+
+    def __init__(self, limit: int, window: float, max_keys: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, now: float | None = None) -> tuple[bool, int]:
+        """(allowed, seconds until the next event would be allowed)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.pop(key, None) or deque()
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            allowed = len(hits) < self.limit
+            if allowed:
+                hits.append(now)
+            self._hits[key] = hits
+            while len(self._hits) > self.max_keys:
+                self._hits.popitem(last=False)
+            retry = 0 if allowed else int(hits[0] + self.window - now) + 1
+            return allowed, retry
+
+
+def _path_of(url: str) -> str:
+    path = urlsplit(url).path or "/"
+    return path if path.endswith("/") else path + "/"
+
+
+class App:
+    """Everything the routes need, built once from the project's config."""
+
+    def __init__(self, root: Path, clock: Callable[[], datetime] | None = None) -> None:
+        self.root = root
+        self.config: Config = load_config(root)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        config = self.config
+        self.state_path = config.path(config.state.path)
+        self.public_url = config.serve.public_url or config.site.base_url
+        self.prefix = _path_of(self.public_url)
+        self.unsubscribe_path = _path_of(unsubscribe_base(config))
+        self.limiter = RateLimiter(config.serve.subscribe_limit, config.serve.subscribe_window)
+        self.dirs = templates.template_dirs(config.templates_dir)
+        self._env_lock = threading.Lock()
+        self.env = templates.environment(self.dirs, config.site.tz)
+        self._site = Site(config, lambda: self.env, self.dirs, (), self.clock(), "")
+        # where each kind of page sits in the site (navigation, canonical link)
+        base = self._site.base_path
+        self.paths = {
+            "form": self.prefix.removeprefix(base) + "aanmelden",
+            "confirm": self.prefix.removeprefix(base) + "bevestigen/",
+            "unsubscribe": self.unsubscribe_path.removeprefix(base),
+            "other": "404.html",
+        }
+        with StateStore(self.state_path) as state:
+            store = SubscriberStore(state, config)
+            env_name = config.serve.secret_env
+            secret = os.environ.get(env_name, "") if env_name else ""
+            self.secret = (secret or store.meta("csrf_secret")).encode()
+            store.purge_expired(self.clock())
+
+    # rendering -------------------------------------------------------------------------
+
+    def page(
+        self,
+        name: str,
+        title: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        kind: str = "other",
+        **context: Any,
+    ) -> HTMLResponse:
+        # `kind` gives the page's place in the site (navigation, canonical link); a token
+        # never goes into it.
+        with self._env_lock:  # one Jinja environment, rendered from worker threads
+            body = self._site.render(
+                f"serve/{name}",
+                self.paths[kind],
+                page_title=f"{title} | {self.config.site.title}",
+                title=title,
+                subscribe_url=self.prefix + "aanmelden",
+                **context,
+            )
+        return HTMLResponse(
+            body, status, headers={**SECURITY_HEADERS, **PRIVATE_HEADERS, **(headers or {})}
+        )
+
+    def not_found(self) -> HTMLResponse:
+        return self.page("404.html", "Pagina niet gevonden", 404)
+
+    def track_choices(self, chosen: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": t.id,
+                "label": t.label,
+                "description": t.description,
+                "checked": bool(chosen and t.id in chosen),
+            }
+            for t in self.config.tracks.values()
+        ]
+
+    def tracks_line(self, stored: str) -> str:
+        chosen = track_set(stored)
+        labels = [t.label for t in self.config.tracks.values() if chosen is None or t.id in chosen]
+        return ", ".join(labels)
+
+    # CSRF ------------------------------------------------------------------------------
+
+    def csrf_for(self, cookie: str) -> str:
+        return hmac.new(self.secret, cookie.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, cookie: str | None, token: str) -> bool:
+        return bool(cookie) and hmac.compare_digest(self.csrf_for(cookie or ""), token)
+
+    def form(
+        self,
+        request: Request,
+        status: int = 200,
+        email: str = "",
+        chosen: frozenset[str] | None = None,
+        errors: dict[str, str] | None = None,
+        notice: str = "",
+    ) -> HTMLResponse:
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        fresh = len(cookie) != 22
+        if fresh:
+            cookie = secrets.token_urlsafe(16)
+        response = self.page(
+            "subscribe.html",
+            "Aanmelden voor de nieuwsbrief",
+            status,
+            kind="form",
+            action=self.prefix + "aanmelden",
+            csrf=self.csrf_for(cookie),
+            email=email,
+            choices=self.track_choices(chosen),
+            errors=errors or {},
+            notice=notice,
+            consent_version=self.config.subscribers.consent_version,
+        )
+        if fresh:
+            response.set_cookie(
+                CSRF_COOKIE,
+                cookie,
+                max_age=7200,
+                path=self.prefix + "aanmelden",
+                secure=request.url.scheme == "https",
+                httponly=True,
+                samesite="strict",
+            )
+        return response
+
+    # confirmation mail -------------------------------------------------------------------
+
+    def confirmation_mail(self, to: str, token: str, tracks: str) -> tuple[str, bytes, bool]:
+        config = self.config
+        nl = config.newsletter
+        with self._env_lock:
+            text = templates.render(
+                self.env,
+                "serve/confirm_mail.txt",
+                site=config.site,
+                confirm_url=self.public_url + "bevestigen/" + token,
+                tracks_line=self.tracks_line(tracks),
+                days=config.subscribers.confirm_days,
+            )
+        msg = EmailMessage(policy=POLICY)
+        msg["From"] = formataddr((nl.from_name or config.site.title, nl.from_address))
+        msg["To"] = to
+        msg["Subject"] = f"Bevestig je aanmelding voor de nieuwsbrief van {config.site.title}"
+        msg["Date"] = format_datetime(datetime.now(config.site.tz).replace(microsecond=0))
+        msg["Message-ID"] = make_msgid("aanmelding", domain=nl.message_id_domain)
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text, charset="utf-8", cte="quoted-printable")
+        address = ascii_address(to)
+        if address is None:
+            return to, msg.as_bytes(policy=POLICY.clone(utf8=True)), True
+        return address, msg.as_bytes(), False
+
+    # handlers ----------------------------------------------------------------------------
+
+    def _store_call(self, fn: Callable[[SubscriberStore], Any]) -> Any:
+        with StateStore(self.state_path) as state:
+            return fn(SubscriberStore(state, self.config))
+
+    async def subscribe_form(self, request: Request) -> Response:
+        return self.form(request)
+
+    async def subscribe(self, request: Request) -> Response:
+        client = request.client.host if request.client else "onbekend"
+        allowed, retry = self.limiter.allow(client)
+        if not allowed:
+            return self.page(
+                "notice.html",
+                "Even geduld",
+                429,
+                headers={"Retry-After": str(retry)},
+                paragraphs=[
+                    "Er zijn vanaf dit adres te veel aanmeldingen verstuurd.",
+                    f"Probeer het over {max(1, retry // 60)} minuten opnieuw.",
+                ],
+            )
+        origin = request.headers.get("origin")
+        if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
+            return self._csrf_failed(request)
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return self.page("notice.html", "Ongeldig verzoek", 413, paragraphs=["Te groot."])
+        form = await request.form(max_files=0, max_fields=50)
+        email = str(form.get("email") or "").strip()
+        raw_tracks = [str(v) for v in form.getlist("tracks")]
+        if not self.csrf_ok(request.cookies.get(CSRF_COOKIE), str(form.get("csrf") or "")):
+            return self._csrf_failed(request, email)
+        errors: dict[str, str] = {}
+        chosen: frozenset[str] | None = frozenset(raw_tracks) or None
+        try:
+            tracks = parse_tracks(raw_tracks, self.config)
+        except TrackError:
+            errors["tracks"] = "Kies alleen onderwerpen uit de lijst."
+            tracks = ALL_TRACKS
+        if not email:
+            errors["email"] = "Vul je e-mailadres in."
+        else:
+            try:
+                normalise(email)
+            except AddressError:
+                errors["email"] = (
+                    "Dit is geen geldig e-mailadres. Vul een adres in zoals naam@voorbeeld.nl."
+                )
+        if errors:
+            return self.form(request, 400, email=email, chosen=chosen, errors=errors)
+        now = self.clock()
+        outcome = await run_in_threadpool(
+            self._store_call, lambda store: _purge_then_request(store, email, tracks, now)
+        )
+        if outcome is not None:
+            address, token = outcome
+            to, data, utf8 = self.confirmation_mail(address, token, tracks)
+            try:
+                await run_in_threadpool(sender.send_one, self.config, to, data, utf8)
+            except Exception as exc:  # SMTP down, refused, ...: let the person retry later
+                log.warning("bevestigingsmail niet verstuurd: %s", exc)
+                await run_in_threadpool(
+                    self._store_call, lambda store: store.withdraw_request(token)
+                )
+                return self.page(
+                    "notice.html",
+                    "Aanmelden lukt nu niet",
+                    503,
+                    paragraphs=[
+                        "We konden de e-mail met de bevestigingslink nu niet versturen.",
+                        "Probeer het later opnieuw.",
+                    ],
+                )
+            log.info("aanmelding ontvangen; bevestigingsmail verstuurd")
+        return self.page(
+            "subscribe_sent.html",
+            "Bevestig je aanmelding",
+            kind="form",
+            days=self.config.subscribers.confirm_days,
+        )
+
+    def _csrf_failed(self, request: Request, email: str = "") -> Response:
+        return self.form(
+            request,
+            403,
+            email=email,
+            notice="Het formulier was verlopen. Controleer je gegevens en verstuur het opnieuw.",
+        )
+
+    async def confirm(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        now = self.clock()
+        found = await run_in_threadpool(self._store_call, lambda store: store.confirm(token, now))
+        if found is None:
+            return self.not_found()
+        log.info("aanmelding bevestigd")
+        return self.page(
+            "confirmed.html",
+            "Je aanmelding is bevestigd",
+            kind="confirm",
+            tracks_line=self.tracks_line(found.tracks),
+            unsubscribe_url=self.unsubscribe_path + found.token,
+        )
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        found = await run_in_threadpool(self._store_call, lambda store: store.by_token(token))
+        if found is None:
+            return self.not_found()
+        if found.status == "unsubscribed":
+            return self.page(
+                "unsubscribed.html", "Je bent afgemeld", kind="unsubscribe", already=True
+            )
+        return self.page(
+            "unsubscribe.html",
+            "Afmelden voor de nieuwsbrief",
+            kind="unsubscribe",
+            masked=found.masked,
+            action=self.unsubscribe_path + token,
+        )
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return self.page("notice.html", "Ongeldig verzoek", 413, paragraphs=["Te groot."])
+        body = await request.body()
+        one_click = body.strip() == ONE_CLICK.encode()
+        from_page = False
+        if not one_click:
+            try:
+                form = await request.form(max_files=0, max_fields=10)
+            except Exception:
+                form = None
+            one_click = form is not None and form.get("List-Unsubscribe") == "One-Click"
+            from_page = form is not None and form.get("bron") == "pagina"
+        if not one_click:
+            return self.page(
+                "notice.html",
+                "Ongeldig verzoek",
+                400,
+                paragraphs=["Dit verzoek mist 'List-Unsubscribe=One-Click'."],
+            )
+        now = self.clock()
+        reason = "afmeldpagina" if from_page else "one-click"
+        found = await run_in_threadpool(
+            self._store_call, lambda store: store.unsubscribe(token, now, reason)
+        )
+        if found is None:
+            return self.not_found()
+        log.info("afgemeld (%s)", reason)
+        return self.page("unsubscribed.html", "Je bent afgemeld", kind="unsubscribe", already=False)
+
+    # the application ---------------------------------------------------------------------
+
+    def starlette(self) -> Starlette:
+        async def not_found(request: Request, exc: Exception) -> Response:
+            if isinstance(exc, HTTPException) and exc.status_code == 405:
+                return self.page(
+                    "notice.html",
+                    "Methode niet toegestaan",
+                    405,
+                    paragraphs=["Deze methode is hier niet toegestaan."],
+                )
+            return self.not_found()
+
+        routes: list[Any] = [
+            Route(self.prefix + "aanmelden", self.subscribe_form, methods=["GET"]),
+            Route(self.prefix + "aanmelden", self.subscribe, methods=["POST"]),
+            Route(self.prefix + "bevestigen/{token}", self.confirm, methods=["GET"]),
+            Route(self.unsubscribe_path + "{token}", self.unsubscribe_page, methods=["GET"]),
+            Route(self.unsubscribe_path + "{token}", self.unsubscribe, methods=["POST"]),
+        ]
+        site_dir = self.config.outbox_dir / "site"
+        site_path = _path_of(self.config.site.base_url)
+        if site_dir.is_dir():
+            preview: Any = StaticFiles(directory=site_dir, html=True)
+        else:
+
+            async def preview(scope: Any, receive: Any, send: Any) -> None:
+                response = self.page(
+                    "notice.html",
+                    "Nog geen site",
+                    404,
+                    paragraphs=["Er is nog niets gebouwd. Draai eerst krimppost build."],
+                )
+                await response(scope, receive, send)
+
+        routes.append(Mount(site_path.rstrip("/") or "/", app=preview))
+        return Starlette(
+            routes=routes,
+            exception_handlers={404: not_found, 405: not_found},
+        )
+
+
+def _purge_then_request(
+    store: SubscriberStore, email: str, tracks: str, now: datetime
+) -> tuple[str, str] | None:
+    store.purge_expired(now)  # unconfirmed requests past confirm_days are forgotten
+    return store.request(email, tracks, now)
+
+
+def create_app(root: Path, clock: Callable[[], datetime] | None = None) -> Starlette:
+    return App(root, clock).starlette()
