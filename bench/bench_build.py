@@ -476,7 +476,7 @@ def main() -> None:
             k: [{**asdict(r), "stdout": summary_line(r.stdout)} for r in v]
             for k, v in runs.items()
             if v
-        },  # fmt: skip
+        },
         "load_log": loads.log,
         "commands": commands,
         "not_measured": missing,
