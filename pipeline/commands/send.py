@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli import _reports_errors, _root_option
+from pipeline.commands.options import _reports_errors, _root_option
 
 MAX_LISTED = 50
 

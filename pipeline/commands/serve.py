@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import _reports_errors, _root_option
+from pipeline.commands.options import _reports_errors, _root_option
 from pipeline.config import load_config
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import _now_option, _reports_errors, _root_option
+from pipeline.commands.options import _now_option, _reports_errors, _root_option
 from pipeline.config import load_config
 from pipeline.content.model import SOCIAL_PLATFORMS
 from pipeline.errors import Problem

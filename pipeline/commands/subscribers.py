@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import click
 
-from pipeline.cli import _reports_errors, _root_option
+from pipeline.commands.options import _reports_errors, _root_option
 from pipeline.config import Config, load_config
 from pipeline.delivery.subscribers import (
     STATUS_LABELS,

@@ -61,6 +61,8 @@ def graphemes(text: str) -> list[str]:
 
 
 def grapheme_length(text: str) -> int:
+    if text.isascii():
+        return len(text) - text.count("\r\n")  # every ASCII character is a cluster but CR LF
     return len(_GRAPHEME.findall(text))
 
 

@@ -429,13 +429,14 @@ def scan(outbox: Outbox, cache: ParseCache | None = None) -> dict[str, Stored]:
 
 
 def read_stored(outbox: Outbox, draft_id: str, cache: ParseCache | None = None) -> Stored | None:
-    path = outbox.path_for(draft_path(draft_id))
+    path = outbox.text_path(draft_path(draft_id))  # a string: this runs per draft
     try:
-        st = path.stat()
+        st = os.stat(path)
         signature = _signature(st)
         if cache is not None and (hit := cache.get(draft_id, signature)) is not None:
             return hit
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         if cache is not None:
             cache.forget(draft_id)
@@ -777,10 +778,6 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
     index = SyncIndex.for_config(config)
     fingerprint = _global_fingerprint(config, base_key)
     previous = index.folders if index.fingerprint == fingerprint else {}
-    if os.environ.get("SOCDEBUG"):
-        print(
-            "FP", index.fingerprint, fingerprint, len(index.folders), file=__import__("sys").stderr
-        )
     root = outbox.text_path(DRAFT_DIR)
     try:
         folders = {e.name for e in os.scandir(root) if e.is_dir() and _ITEM_ID.match(e.name)}
@@ -801,8 +798,6 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
             clean[item.id] = record
         else:
             dirty.append(entry)
-            if os.environ.get("SOCDEBUG") and len(dirty) < 3:
-                print("DIRTY", item.id, key, record and record[0], file=__import__("sys").stderr)
     dirty_gone: list[str] = []
     for folder in folders:
         if folder in live:
