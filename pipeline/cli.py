@@ -2,20 +2,44 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
 from pipeline.commands.options import _now_option, _reports_errors, _root_option
-from pipeline.commands.send import send as newsletter_send
-from pipeline.commands.serve import serve
-from pipeline.commands.social import social
-from pipeline.commands.subscribers import subscribers
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Subcommands whose modules load only when used: `social` pulls in twitter-text
+    (0.25 s of imports) that a `build` does not need."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "social": "pipeline.commands.social:social",
+        "subscribers": "pipeline.commands.subscribers:subscribers",
+        "serve": "pipeline.commands.serve:serve",
+    },
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("--debug", is_flag=True, help="Toon een volledige traceback bij interne fouten.")
 @click.version_option(package_name="krimppost")
 def cli(debug: bool) -> None:
@@ -63,7 +87,7 @@ def build(root: Path, now: datetime) -> None:
     sys.exit(1 if report.problems else 0)
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy={"send": "pipeline.commands.send:send"})
 def newsletter() -> None:
     """Nieuwsbrieven samenstellen en versturen."""
 
@@ -124,9 +148,3 @@ def init(directory: Path) -> None:
 
 def main() -> None:
     cli(prog_name="krimppost")
-
-
-newsletter.add_command(newsletter_send)
-cli.add_command(social)
-cli.add_command(subscribers)
-cli.add_command(serve)

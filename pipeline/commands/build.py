@@ -24,7 +24,6 @@ from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry, Publication, decide
 from pipeline.render import calendar, feeds, templates
 from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
-from pipeline.social.drafts import override_problems, sync_drafts
 from pipeline.state import BuildLock, IssueStore, StateStore
 from pipeline.workers import cpu_count, pool
 
@@ -196,6 +195,8 @@ def build(
                 report = BuildReport(Publication(entries=()), (), skipped=True)
                 report.seconds = time.perf_counter() - started_wall
                 return report
+        from pipeline.social.drafts import override_problems, sync_drafts
+
         content = read_content(config)
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
