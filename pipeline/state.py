@@ -418,36 +418,33 @@ class IssueStore:
         ]
 
 
-class BuildLock:
-    """One build at a time per state store: an advisory lock file beside it."""
+class FileLock:
+    """An advisory lock file beside the state store: one holder per lock at a time.
 
-    def __init__(self, state_path: Path, timeout: float) -> None:
-        self.path = state_path.with_name(state_path.name + ".build.lock")
+    POSIX record locks, not flock: worker processes forked while the lock is held must not
+    inherit it and keep it alive after the holder is killed.
+    """
+
+    suffix = ".lock"
+    message = "er is al een andere krimppost bezig met dit project"
+
+    def __init__(self, state_path: Path, timeout: float = 0) -> None:
+        self.path = state_path.with_name(state_path.name + self.suffix)
         self.timeout = timeout
         self._fd: int | None = None
 
-    def __enter__(self) -> BuildLock:
+    def __enter__(self) -> FileLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                # POSIX record locks, not flock: worker processes forked during the build
-                # must not inherit the lock and keep it alive after a kill of the build.
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise KrimppostError(
-                        [
-                            Problem(
-                                str(self.path),
-                                None,
-                                "er draait al een build voor dit project; probeer het straks opnieuw",
-                            )
-                        ]
-                    ) from None
+                    raise KrimppostError([Problem(str(self.path), None, self.message)]) from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
@@ -459,3 +456,10 @@ class BuildLock:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+class BuildLock(FileLock):
+    """One build (or other writer of outbox/) at a time per state store."""
+
+    suffix = ".build.lock"
+    message = "er draait al een build voor dit project; probeer het straks opnieuw"

@@ -26,7 +26,6 @@ each fsync. Subscribers are read from SQLite a page at a time; messages are asse
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import ipaddress
 import os
@@ -46,7 +45,7 @@ from typing import Any
 
 from pipeline.config import CONFIG_NAME, Config, ConfigError
 from pipeline.errors import KrimppostError, Problem
-from pipeline.state import StateStore, utc_text
+from pipeline.state import FileLock, StateStore, utc_text
 
 # The headers a DKIM signature covers (those present), one-click unsubscribe included.
 DKIM_HEADERS = (
@@ -197,31 +196,11 @@ def send_one(config: Config, to: str, data: bytes, utf8: bool = False) -> None:
             conn.close()
 
 
-class SendLock:
+class SendLock(FileLock):
     """One `send` at a time per state store (a kill releases it)."""
 
-    def __init__(self, state_path: Path) -> None:
-        self.path = state_path.with_name(state_path.name + ".send.lock")
-        self._fd: int | None = None
-
-    def __enter__(self) -> SendLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise KrimppostError(
-                [Problem(str(self.path), None, "er loopt al een verzending voor dit project")]
-            ) from None
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    suffix = ".send.lock"
+    message = "er loopt al een verzending voor dit project"
 
 
 # the writer thread -------------------------------------------------------------------------
