@@ -214,7 +214,10 @@ def _is_whitespace_cluster(cluster: str) -> bool:
 
 def _protected(token: str) -> bool:
     """A token that must never be cut: a URL (also a bare domain), hashtag or mention."""
-    return "#" in token or "@" in token or bool(_urls(token, bare_domains=True))
+    if "#" in token or "@" in token:
+        return True
+    # Every URL or bare domain has a dot (or a scheme's colon): most words skip the extractor.
+    return ("." in token or ":" in token) and bool(_urls(token, bare_domains=True))
 
 
 def _last_token(clusters: Sequence[str]) -> str:
