@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO, Project, build_at
-from pipeline.commands.newsletter import compile_issue, view_of
+from pipeline.commands.newsletter import compile_issue
 from pipeline.config import load_config
 from pipeline.delivery.mime import Template, canonical_body, date_header, dot_stuff, qp_encode
 from pipeline.render import message, templates
-from pipeline.render.newsletter import TOKEN_PLACEHOLDER, render
+from pipeline.render.newsletter import TOKEN_PLACEHOLDER, render, view_of
 from pipeline.state import IssueStore, StateStore
 
 TOKEN = "AbCdEfGhIjKlMnOpQr-_12"

@@ -23,6 +23,7 @@ from pipeline.errors import Problem
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry, Publication, decide
 from pipeline.render import calendar, feeds, templates
+from pipeline.render.newsletter import web_path
 from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
 from pipeline.state import BuildLock, IssueStore, StateStore
 from pipeline.workers import cpu_count, pool
@@ -169,7 +170,7 @@ def site_fingerprint(config: Config, dirs: list[Path]) -> str:
 
 def issue_links(config: Config, state: StateStore) -> tuple[IssueLink, ...]:
     return tuple(
-        IssueLink(number, subject, created.astimezone(config.site.tz), f"nieuwsbrief/{number}/")
+        IssueLink(number, subject, created.astimezone(config.site.tz), web_path(number))
         for number, subject, created in IssueStore(state).summaries()
     )
 
@@ -189,8 +190,8 @@ def build(
     with BuildLock(state_path, lock_timeout):
         dirs = templates.template_dirs(config.templates_dir)
         fp = site_fingerprint(config, dirs)
-        inputs = _inputs_fingerprint(config, fp)
         with StateStore(state_path) as state:
+            inputs = _inputs_fingerprint(config, fp, IssueStore(state).summaries())
             if _nothing_to_do(config, state.build_meta(), inputs, now):
                 report = BuildReport(Publication(entries=()), (), skipped=True)
                 report.seconds = time.perf_counter() - started_wall
@@ -273,12 +274,11 @@ def build(
     return report
 
 
-def _inputs_fingerprint(config: Config, fp: str) -> str:
+def _inputs_fingerprint(config: Config, fp: str, issues: list[tuple[int, str, datetime]]) -> str:
     """Everything a build reads besides the clock: config, code, templates (in `fp`), every
     file under content/ by size and modification time, and the newsletter issues."""
     h = hashlib.blake2b(fp.encode(), digest_size=16)
-    content = str(config.content_dir)
-    for dirpath, dirnames, filenames in os.walk(content):
+    for dirpath, dirnames, filenames in os.walk(str(config.content_dir)):
         dirnames.sort()
         for name in sorted(filenames):
             try:
@@ -286,11 +286,6 @@ def _inputs_fingerprint(config: Config, fp: str) -> str:
             except OSError:
                 continue
             h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\n".encode())
-    state = config.path(config.state.path)
-    issues: list = []
-    if state.exists():
-        with StateStore(state) as store:
-            issues = IssueStore(store).summaries()
     h.update(repr(issues).encode())
     return h.hexdigest()
 

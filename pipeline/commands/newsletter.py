@@ -16,18 +16,17 @@ from pathlib import Path
 
 from pipeline.commands.check import site_moment
 from pipeline.config import Config, ConfigError, load_config, newsletter_problems
-from pipeline.content.model import Item, item_from_json, item_to_json
+from pipeline.content.model import item_to_json
 from pipeline.content.reader import read_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.outbox import Outbox, digest
-from pipeline.publish import Entry, item_path
 from pipeline.render import message, templates
 from pipeline.render.newsletter import (
     TOKEN_PLACEHOLDER,
-    IssueView,
     RenderedIssue,
     render,
-    sections_for,
+    view_of,
+    web_path,
 )
 from pipeline.render.site import Site
 from pipeline.state import BuildLock, IssueRecord, IssueStore, StateStore
@@ -58,16 +57,6 @@ def issue_dir(number: int) -> str:
     return f"newsletters/{number:04d}/"
 
 
-def web_path(number: int) -> str:
-    return f"nieuwsbrief/{number}/"
-
-
-def _entry(config: Config, item: Item) -> Entry:
-    path = item_path(item.id)
-    published = item.published_at.astimezone(config.site.tz)
-    return Entry(item, "", published, published, path, config.site.base_url + path)
-
-
 def subject_for(config: Config, number: int, created_at: datetime) -> str:
     from babel.dates import format_date
 
@@ -77,22 +66,6 @@ def subject_for(config: Config, number: int, created_at: datetime) -> str:
         number=number,
         month=format_date(local.date(), "MMMM", locale="nl_NL"),
         year=local.year,
-    )
-
-
-def view_of(config: Config, record: IssueRecord) -> IssueView:
-    entries = [_entry(config, item_from_json(snapshot)) for _, snapshot in record.items]
-    agenda = tuple(_entry(config, item_from_json(s)) for s in json.loads(record.agenda))
-    intro = json.loads(record.intro) if record.intro else None
-    return IssueView(
-        number=record.number,
-        subject=record.subject,
-        created_at=record.created_at.astimezone(config.site.tz),
-        sections=sections_for(config, entries),
-        agenda=agenda,
-        intro_html=intro["html"] if intro else None,
-        intro_text=intro["text"] if intro else None,
-        web_url=config.site.base_url + web_path(record.number),
     )
 
 

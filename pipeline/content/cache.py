@@ -77,8 +77,6 @@ class RenderCache:
     ) -> None:
         """Save new results (path -> signature, fingerprint, digest, result), refresh the
         signatures of files whose bytes were unchanged, and forget vanished files."""
-        if not fresh and not touched and keep is None:
-            return
         db = self._connect()
         if db is None:
             return

@@ -886,13 +886,12 @@ def send_issue(
     """`krimppost newsletter send [N]`: deliver issue N (default: the latest) to its subscribers."""
     import secrets
 
-    from pipeline.commands.newsletter import view_of
     from pipeline.config import load_config, newsletter_problems
     from pipeline.delivery.mime import Template
     from pipeline.delivery.subscribers import SubscriberStore
     from pipeline.errors import UsageError
     from pipeline.render import message, templates
-    from pipeline.render.newsletter import TOKEN_PLACEHOLDER, render
+    from pipeline.render.newsletter import TOKEN_PLACEHOLDER, render, view_of
     from pipeline.state import IssueStore
 
     config = load_config(root)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pipeline.config import Config
+from pipeline.content.model import Item, item_from_json
 from pipeline.errors import KrimppostError, Problem
-from pipeline.publish import Entry
+from pipeline.publish import Entry, item_path
 from pipeline.render import templates
+from pipeline.state import IssueRecord
 
 if TYPE_CHECKING:
     import jinja2
@@ -146,3 +149,29 @@ def sections_for(config: Config, entries: Sequence[Entry]) -> tuple[Section, ...
         if chosen:
             out.append(Section(track.id, track.label, tuple(chosen)))
     return tuple(out)
+
+
+def web_path(number: int) -> str:
+    return f"nieuwsbrief/{number}/"
+
+
+def _entry(config: Config, item: Item) -> Entry:
+    path = item_path(item.id)
+    published = item.published_at.astimezone(config.site.tz)
+    return Entry(item, "", published, published, path, config.site.base_url + path)
+
+
+def view_of(config: Config, record: IssueRecord) -> IssueView:
+    entries = [_entry(config, item_from_json(snapshot)) for _, snapshot in record.items]
+    agenda = tuple(_entry(config, item_from_json(s)) for s in json.loads(record.agenda))
+    intro = json.loads(record.intro) if record.intro else None
+    return IssueView(
+        number=record.number,
+        subject=record.subject,
+        created_at=record.created_at.astimezone(config.site.tz),
+        sections=sections_for(config, entries),
+        agenda=agenda,
+        intro_html=intro["html"] if intro else None,
+        intro_text=intro["text"] if intro else None,
+        web_url=config.site.base_url + web_path(record.number),
+    )

@@ -232,6 +232,9 @@ def dump_draft(draft: Draft) -> bytes:
             meta[key] = value
     meta.update(dict(draft.extra))
     front = yaml.dump(meta, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000)
+    # After a keep-chomped block (`|+`) PyYAML ends the document with `...`, which would close
+    # the front matter early; the `---` line below ends it just as well.
+    front = front.removesuffix("...\n")
     return f"---\n{front}---\n{normalize_text(draft.text)}\n".encode()
 
 
@@ -272,7 +275,8 @@ def parse_draft(data: bytes, draft_id: str) -> Draft:
         return 1
 
     try:
-        meta = yaml.load("\n".join(lines[1:end]), Loader=_Loader)  # a safe loader
+        # The final newline matters: a block scalar as last key keeps its own line end.
+        meta = yaml.load("\n".join(lines[1:end]) + "\n", Loader=_Loader)  # a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 2 if mark is not None else 1
