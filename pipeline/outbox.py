@@ -76,6 +76,11 @@ class Outbox:
             fh.write(data)
         return temp, target
 
+    def take_staged(self) -> list[tuple[str, str]]:
+        """Hand over what this (worker's) outbox staged, for another to `adopt` and commit."""
+        staged, self._staged = self._staged, []
+        return staged
+
     def adopt(self, staged: list[tuple[str, str]]) -> None:
         """Take over files staged by worker processes, to commit them with ours."""
         self._staged.extend(staged)

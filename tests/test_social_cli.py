@@ -143,7 +143,7 @@ def test_approve_records_who_when_and_the_text_hash(drafts: Project) -> None:
     assert m["approved_by"] == "Fatima de Vries"
     assert m["approved_at"] == "2026-11-27T12:00:00+01:00"
     assert m["approved_hash"] == m["generated_hash"]
-    page = (drafts.root / "outbox" / "social" / "index.html").read_text()
+    page = (drafts.root / "outbox" / "social" / "maanden" / "2026-11.html").read_text()
     assert "X: goedgekeurd" in page
 
 

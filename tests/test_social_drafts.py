@@ -25,16 +25,8 @@ from pipeline.outbox import Outbox
 from pipeline.publish import Entry, decide
 from pipeline.social import review
 from pipeline.social.counting import length
-from pipeline.social.drafts import (
-    Composer,
-    hashtag,
-    override_problems,
-    parse_draft,
-    read_stored,
-    sync_drafts,
-    text_hash,
-    write_if_unchanged,
-)
+from pipeline.social.draftfile import parse_draft, read_stored, text_hash, write_if_unchanged
+from pipeline.social.drafts import Composer, hashtag, override_problems, sync_drafts
 from pipeline.state import StateStore
 
 ENABLED = ("x", "linkedin", "mastodon", "bluesky")  # threads is off in the sample config
@@ -433,28 +425,61 @@ def test_hand_added_front_matter_keys_are_kept(item_project: Project) -> None:
 # The review page ------------------------------------------------------------------------------
 
 
-def test_review_page_is_static_dutch_and_lists_every_draft(item_project: Project) -> None:
-    item_project.write("wrb/a.md", VALID)
-    sync(item_project)
-    config = load_config(item_project.root)
-    review.approve(config, f"{ITEM_ID}/x", "Fatima", NOW)
-    page = (item_project.root / "outbox" / "social" / "index.html").read_text(encoding="utf-8")
-    doc = lxml.html.fromstring(page)
+def _page(path: Path) -> tuple[lxml.html.HtmlElement, str]:
+    doc = lxml.html.fromstring(path.read_text(encoding="utf-8"))
     assert doc.get("lang") == "nl"
     assert len(doc.findall(".//h1")) == 1
     assert not doc.findall(".//script")
     assert not [
         (el.tag, attr) for el in doc.iter() for attr in el.attrib if attr.lower().startswith("on")
     ]
-    text = " ".join(doc.text_content().split())
+    return doc, " ".join(doc.text_content().split())
+
+
+def test_review_pages_are_static_dutch_and_list_every_draft(item_project: Project) -> None:
+    item_project.write("wrb/a.md", VALID)
+    sync(item_project)
+    config = load_config(item_project.root)
+    review.approve(config, f"{ITEM_ID}/x", "Fatima", NOW)
+    social_dir = item_project.root / "outbox" / "social"
+    index, index_text = _page(social_dir / "index.html")
+    # The overview counts every draft and links each month of publication.
+    total = 2 * len(ENABLED)
+    assert f"Overzicht van {total} concepten" in index_text
+    links = [a.get("href") for a in index.iter("a")]
+    months = sorted(p.name for p in (social_dir / "maanden").iterdir())
+    assert [f"maanden/{m}" for m in months] == [h for h in links if h.startswith("maanden/")]
+    texts = {}
+    for month in months:
+        doc, text = _page(social_dir / "maanden" / month)
+        assert "../index.html" in [a.get("href") for a in doc.iter("a")]
+        texts[month] = (doc, text)
+    text = " ".join(t for _d, t in texts.values())
     for name in ENABLED:
-        assert f"{ITEM_ID}/{name}" in text
+        assert text.count(f"{ITEM_ID}/{name}") >= 1
         assert f"wrb-a/{name}" in text
     assert "goedgekeurd" in text and "te beoordelen" in text
     assert "van 280 gewogen tekens" in text
-    headings = [h.text_content() for h in doc.findall(".//h2")]
+    headings = [h.text_content() for d, _t in texts.values() for h in d.findall(".//h2")]
     assert "Masterclass: transformatie van de woningvoorraad" in headings
     assert "Een geldig item" in headings
+
+
+def test_a_changed_draft_rerenders_only_its_month_page(item_project: Project) -> None:
+    item_project.write("wrb/a.md", VALID.replace("date: 2026-11-01", "date: 2026-09-15"))
+    sync(item_project)
+    months = item_project.root / "outbox" / "social" / "maanden"
+    before = {p.name: p.stat().st_mtime_ns for p in months.iterdir()}
+    assert len(before) == 2, before
+    config = load_config(item_project.root)
+    review.approve(config, "wrb-a/x", "Fatima", NOW)
+    after = {p.name: p.stat().st_mtime_ns for p in months.iterdir()}
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == ["2026-09.html"]
+    assert "goedgekeurd" in (months / "2026-09.html").read_text(encoding="utf-8")
+    # A build with nothing new leaves every page alone.
+    sync(item_project)
+    assert {p.name: p.stat().st_mtime_ns for p in months.iterdir()} == after
 
 
 def test_review_page_warns_about_an_embargoed_link(item_project: Project) -> None:
@@ -478,7 +503,7 @@ def test_draft_files_round_trip(
     text: str, title: str, suggestion: str | None, reason: str | None
 ) -> None:
     """Whatever comms or an item puts in a draft, it reads back as written."""
-    from pipeline.social.drafts import Draft, dump_draft, normalize_text
+    from pipeline.social.draftfile import Draft, dump_draft, normalize_text
 
     draft = Draft(
         platform="x",
@@ -551,3 +576,35 @@ def test_generated_drafts_never_exceed_any_limit(
         assert generated.length == length(platform, generated.text)
         assert generated.fits, (platform.id, generated.length, generated.text)
         assert generated.link in generated.text
+
+
+_SCALARS = st.none() | st.integers(-(10**12), 10**12) | st.text() | st.sampled_from(
+    ["pending", "yes", "No", "null", "~", "2026-11-27", "1e5", "0x1F", "-0", "a: b", "#x", " x"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    meta=st.dictionaries(
+        # Keys as the pipeline names them (never a YAML word such as `no`).
+        st.from_regex(r"[a-z_][a-z0-9_]{2,12}", fullmatch=True).filter(
+            lambda k: k not in ("yes", "off", "null", "true", "false")
+        ),
+        _SCALARS,
+    )
+)
+def test_flat_front_matter_reads_back_the_same_with_and_without_yaml(meta: dict) -> None:
+    """The pipeline's own front-matter lines are read without YAML: both readings agree with
+    what was written, whatever the values hold (quotes, escapes, line separators, emoji)."""
+    import yaml
+
+    from pipeline.social.draftfile import dump_meta, flat_meta
+
+    text = dump_meta(meta, {})
+    assert yaml.safe_load(text or "{}") == meta
+    lines = text.split("\n")[:-1]
+    flat = flat_meta(lines)
+    if all("\n" not in v for v in meta.values() if isinstance(v, str)):
+        assert flat == meta
+    else:
+        assert flat is None  # a block scalar: YAML reads it

@@ -21,7 +21,7 @@ from pipeline.errors import Problem
 from pipeline.social import export as export_module
 from pipeline.social import review
 from pipeline.social.counting import ELLIPSIS, graphemes
-from pipeline.social.drafts import DraftView
+from pipeline.social.reviewpage import DraftView
 
 _TITLE_WIDTH = 40
 

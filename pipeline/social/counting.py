@@ -243,41 +243,51 @@ def _with_ellipsis(clusters: list[str]) -> str | None:
     return "".join(clusters) + ELLIPSIS
 
 
-def shortenings(text: str, *, inside_first_word: bool = False) -> list[str]:
-    """Shorter versions of `text`, longest first, each ending in "…".
+class Shortenings:
+    """Shorter versions of a text, longest first, each ending in "…", made on demand: `fit`
+    looks at a handful of the forty cuts a summary has (the sequence may hold a candidate
+    twice, or None where the ellipsis cannot follow a cut).
 
     Cuts fall at word boundaries (before whitespace), so a URL, hashtag or emoji is either
     whole or absent. With `inside_first_word`, a first word that is neither a URL, hashtag
     nor mention may also be cut between its grapheme clusters (a title without spaces, like
     a row of emoji or CJK text), never inside one.
     """
-    clusters = graphemes(text)
-    out: list[str] = []
-    seen: set[str] = set()
 
-    def add(candidate: str | None) -> None:
-        if candidate is not None and candidate != text and candidate not in seen:
-            seen.add(candidate)
-            out.append(candidate)
+    def __init__(self, text: str, *, inside_first_word: bool = False) -> None:
+        self.text = text
+        self.clusters = clusters = graphemes(text)
+        cuts = [
+            k
+            for k in range(len(clusters) - 1, 0, -1)
+            if _is_whitespace_cluster(clusters[k]) and not _is_whitespace_cluster(clusters[k - 1])
+        ]
+        if inside_first_word:
+            start = 0
+            while start < len(clusters) and _is_whitespace_cluster(clusters[start]):
+                start += 1
+            end = start
+            while end < len(clusters) and not _is_whitespace_cluster(clusters[end]):
+                end += 1
+            if not _protected("".join(clusters[start:end])):
+                cuts.extend(range(end - 1, start, -1))
+        self.cuts = cuts
+        self._made: dict[int, str | None] = {}
 
-    cuts = [
-        k
-        for k in range(1, len(clusters))
-        if _is_whitespace_cluster(clusters[k]) and not _is_whitespace_cluster(clusters[k - 1])
-    ]
-    for k in reversed(cuts):
-        add(_with_ellipsis(clusters[:k]))
-    if inside_first_word:
-        start = 0
-        while start < len(clusters) and _is_whitespace_cluster(clusters[start]):
-            start += 1
-        end = start
-        while end < len(clusters) and not _is_whitespace_cluster(clusters[end]):
-            end += 1
-        if not _protected("".join(clusters[start:end])):
-            for k in range(end - 1, start, -1):
-                add(_with_ellipsis(clusters[:k]))
-    return out
+    def __len__(self) -> int:
+        return len(self.cuts)
+
+    def __getitem__(self, index: int) -> str | None:
+        if index not in self._made:
+            candidate = _with_ellipsis(self.clusters[: self.cuts[index]])
+            self._made[index] = None if candidate == self.text else candidate
+        return self._made[index]
+
+
+def shortenings(text: str, *, inside_first_word: bool = False) -> list[str]:
+    """Every candidate of `Shortenings`, once each, longest first."""
+    lazy = Shortenings(text, inside_first_word=inside_first_word)
+    return list(dict.fromkeys(c for c in (lazy[i] for i in range(len(lazy))) if c is not None))
 
 
 def fit(
@@ -309,21 +319,45 @@ def fit(
     if fits(parts):
         return done(parts)
 
-    summaries = (
-        [parts.summary, *_substantial(shortenings(parts.summary)), ""] if parts.summary else [""]
-    )
+    summary = Shortenings(parts.summary) if parts.summary else None
+
+    def summary_at(i: int) -> str | None:
+        # [the summary, its substantial shortenings, ""]: "De…" says nothing, so a summary
+        # too short to keep is left out instead.
+        if summary is None:
+            return ""
+        if i == 0:
+            return parts.summary
+        if i > len(summary):
+            return ""
+        c = summary[i - 1]
+        return c if c is not None and _substantial(c) else None
+
+    size = 1 if summary is None else len(summary) + 2
     for details in dict.fromkeys((parts.details, False)):
         found = _first_fitting(
-            [replace(parts, summary=s, details=details) for s in summaries], fits
+            size,
+            lambda i, d=details: _maybe(
+                summary_at(i), lambda s: replace(parts, summary=s, details=d)
+            ),
+            fits,
         )
         if found is not None:
             return done(found)
 
-    titles = [parts.title, *shortenings(parts.title, inside_first_word=True)]
+    title = Shortenings(parts.title, inside_first_word=True)
+
+    def title_at(i: int) -> str | None:
+        return parts.title if i == 0 else title[i - 1]
+
     bare = replace(parts, summary="", details=False)
     for keep in range(len(parts.hashtags), -1, -1):
         found = _first_fitting(
-            [replace(bare, title=t, hashtags=parts.hashtags[:keep]) for t in titles], fits
+            len(title) + 1,
+            lambda i, k=keep: _maybe(
+                title_at(i), lambda t: replace(bare, title=t, hashtags=parts.hashtags[:k])
+            ),
+            fits,
         )
         if found is not None:
             return done(found)
@@ -331,27 +365,51 @@ def fit(
     no_title = replace(bare, title="", hashtags=())
     if fits(no_title):
         return done(no_title)
-    return done(replace(bare, title=titles[-1], hashtags=()))
+    last = next(t for i in range(len(title), -1, -1) if (t := title_at(i)) is not None)
+    return done(replace(bare, title=last, hashtags=()))
 
 
-def _substantial(candidates: list[str]) -> list[str]:
-    """Shortened summaries worth keeping: "De…" says nothing, so it is left out instead."""
-    return [
-        c
-        for c in candidates
-        if len(c.split()) >= MIN_SUMMARY_WORDS and grapheme_length(c) > MIN_SUMMARY_GRAPHEMES
-    ]
+def _maybe(value: str | None, make: Callable[[str], Parts]) -> Parts | None:
+    return None if value is None else make(value)
 
 
-def _first_fitting(candidates: list[Parts], fits: Callable[[Parts], bool]) -> Parts | None:
-    """The first (longest) candidate that fits; lengths shrink along the list."""
-    if not candidates or not fits(candidates[-1]):
+def _substantial(candidate: str) -> bool:
+    return (
+        len(candidate.split()) >= MIN_SUMMARY_WORDS
+        and grapheme_length(candidate) > MIN_SUMMARY_GRAPHEMES
+    )
+
+
+def _first_fitting(
+    size: int, candidate: Callable[[int], Parts | None], fits: Callable[[Parts], bool]
+) -> Parts | None:
+    """The first (longest) candidate that fits; lengths shrink along the indices. None
+    marks an index that is no candidate: it stands for the next candidate after it."""
+
+    def at(i: int) -> tuple[int, Parts] | None:
+        while i < size:
+            c = candidate(i)
+            if c is not None:
+                return i, c
+            i += 1
         return None
-    low, high = 0, len(candidates) - 1  # candidates[high] fits
+
+    last = None
+    for i in range(size - 1, -1, -1):  # the shortest candidate: must fit, or none does
+        if (c := candidate(i)) is not None:
+            last = (i, c)
+            break
+    if last is None or not fits(last[1]):
+        return None
+    low, high = 0, last[0]  # the candidate at `high` fits
+    best = last[1]
     while low < high:
         middle = (low + high) // 2
-        if fits(candidates[middle]):
-            high = middle
+        found = at(middle)
+        assert found is not None  # `high` is a candidate at or after `middle`
+        index, c = found
+        if fits(c):
+            high, best = middle, c
         else:
-            low = middle + 1
-    return candidates[high]
+            low = index + 1
+    return best

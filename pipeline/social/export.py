@@ -34,20 +34,18 @@ from pathlib import Path
 from pipeline.config import Config
 from pipeline.errors import Problem, UsageError
 from pipeline.outbox import Outbox
-from pipeline.social.drafts import (
+from pipeline.social.draftfile import (
     DRAFT_DIR,
     Draft,
-    ParseCache,
     Stored,
     display_path,
     in_review,
-    refresh_review_page,
     scan,
-    stamp,
-    view,
     write_if_unchanged,
 )
+from pipeline.social.drafts import refresh_review_page, stamp
 from pipeline.social.review import locked
+from pipeline.social.reviewpage import view
 
 FORMATS: tuple[str, ...] = ("csv", "buffer", "json")
 BUFFER_COLUMNS: tuple[str, ...] = ("Text", "Image URL", "Tags", "Posting Time")
@@ -127,7 +125,7 @@ def select(
     """Approved drafts to export, and problems (unreadable files, approved but too long)."""
     chosen: list[tuple[Stored, Draft]] = []
     problems: list[Problem] = []
-    for found in scan(Outbox(config.outbox_dir), ParseCache.for_config(config)).values():
+    for found in scan(Outbox(config.outbox_dir)).values():
         if found.draft is None:
             if found.problem is not None:
                 problems.append(found.problem)

@@ -19,25 +19,20 @@ from pipeline.content.model import SOCIAL_PLATFORMS
 from pipeline.errors import KrimppostError, Problem, UsageError
 from pipeline.outbox import Outbox
 from pipeline.social.counting import length
-from pipeline.social.drafts import (
-    PLATFORM_LABELS,
-    STATUS_LABELS,
+from pipeline.social.draftfile import (
     STATUSES,
     Draft,
-    DraftView,
     Stored,
     display_path,
     draft_path,
     in_review,
-    load_all,
     parse_draft_id,
     read_stored,
-    refresh_review_page,
-    stamp,
     text_hash,
-    view,
     write_if_unchanged,
 )
+from pipeline.social.drafts import load_all, refresh_review_page, stamp
+from pipeline.social.reviewpage import PLATFORM_LABELS, STATUS_LABELS, DraftView, view
 from pipeline.state import BuildLock
 
 LOCK_TIMEOUT = 60.0
