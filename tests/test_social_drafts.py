@@ -578,8 +578,13 @@ def test_generated_drafts_never_exceed_any_limit(
         assert generated.link in generated.text
 
 
-_SCALARS = st.none() | st.integers(-(10**12), 10**12) | st.text() | st.sampled_from(
-    ["pending", "yes", "No", "null", "~", "2026-11-27", "1e5", "0x1F", "-0", "a: b", "#x", " x"]
+_SCALARS = (
+    st.none()
+    | st.integers(-(10**12), 10**12)
+    | st.text()
+    | st.sampled_from(
+        ["pending", "yes", "No", "null", "~", "2026-11-27", "1e5", "0x1F", "-0", "a: b", "#x", " x"]
+    )
 )
 
 
