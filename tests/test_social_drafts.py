@@ -297,6 +297,29 @@ def test_approved_draft_goes_stale_when_its_item_changes(item_project: Project) 
     assert meta["approved_by"] == "Fatima"  # history stays
 
 
+def test_a_body_edit_keeps_drafts_unless_a_template_reads_the_body(
+    item_project: Project,
+) -> None:
+    """The post templates read title, summary, tags and event: a fixed typo in the body
+    neither regenerates nor voids an approval. A project template that shows the body does."""
+    sync(item_project)
+    config = load_config(item_project.root)
+    review.approve(config, f"{ITEM_ID}/bluesky", "Fatima", NOW)
+    path = draft_file(item_project, f"{ITEM_ID}/bluesky")
+    before = path.read_bytes()
+    item_project.write(ITEM_PATH, ITEM.replace("De tekst.", "De verbeterde tekst."))
+    report = sync(item_project)
+    assert (report.regenerated, report.stale) == (0, 0)
+    assert path.read_bytes() == before
+    template = item_project.root / "templates" / "social" / "bluesky.txt.j2"
+    template.parent.mkdir(parents=True, exist_ok=True)
+    template.write_text("{{ title }} {{ item.text[:20] }} {{ link }}\n", encoding="utf-8")
+    item_project.write(ITEM_PATH, ITEM.replace("De tekst.", "Weer een andere tekst."))
+    report = sync(item_project)
+    meta = front_matter(path)
+    assert meta["status"] == "stale" and "Weer een andere" in meta["suggestion"]
+
+
 def test_editing_an_approved_draft_returns_it_to_review(item_project: Project) -> None:
     sync(item_project)
     config = load_config(item_project.root)

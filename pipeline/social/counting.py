@@ -22,12 +22,9 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import regex
-from twitter_text import parse_tweet
-from twitter_text.config import config as _TWITTER_CONFIG
-from twitter_text.extract_urls import extract_urls_with_indices
-from twitter_text.get_character_weight import get_character_weight
 
 from pipeline.config import SocialPlatform
 
@@ -37,7 +34,6 @@ _GRAPHEME = regex.compile(r"\X")
 _REMOTE_MENTION = regex.compile(
     r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)@[\w-]+(?:\.[\w-]+)+", regex.IGNORECASE
 )
-_X_OPTIONS = _TWITTER_CONFIG["defaults"]
 _LINE_END = regex.compile(r"\r\n|\r|\n")  # twitter-text counts any line end as one
 # Clusters dropped from the end of a shortened text before the ellipsis ("woord,…" → "woord…").
 _TRAILING_PUNCTUATION = frozenset(",;:-–—")
@@ -70,8 +66,18 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def _x_options() -> dict[str, Any]:
+    # twitter-text is imported when first needed: compiling its emoji pattern takes 0.6 s,
+    # more than a whole one-item rebuild may.
+    from twitter_text.config import config
+
+    return dict(config["defaults"])
+
+
 def _urls(text: str, *, bare_domains: bool) -> list[tuple[int, int]]:
     """Code point spans of the URLs twitter-text finds (Mastodon uses the same extractor)."""
+    from twitter_text.extract_urls import extract_urls_with_indices
+
     return [
         (u["indices"][0], u["indices"][1])
         for u in extract_urls_with_indices(text, extract_urls_without_protocol=bare_domains)
@@ -134,11 +140,14 @@ def x_length(text: str, url_weight: int = 23) -> int:
 
 def twitter_text_length(text: str, url_weight: int = 23) -> int:
     """twitter-text v3 weighted length straight from twitter-text-parser (slow on long text)."""
+    from twitter_text import parse_tweet
+    from twitter_text.get_character_weight import get_character_weight
+
     if url_weight > 0:
-        options = {**_X_OPTIONS, "transformed_url_length": url_weight}
+        options = {**_x_options(), "transformed_url_length": url_weight}
         return parse_tweet(text, options).weightedLength
     # Every character of a link counts: weigh it like the text around it.
-    options = {**_X_OPTIONS, "transformed_url_length": 0}
+    options = {**_x_options(), "transformed_url_length": 0}
     normalized = unicodedata.normalize("NFC", text)
     scale = options["scale"]
     extra = sum(

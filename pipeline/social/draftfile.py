@@ -226,9 +226,10 @@ def flat_meta(lines: list[str]) -> dict[str, Any] | None:
 
 def _yaml(meta: dict[Any, Any]) -> str:
     text = yaml.dump(meta, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000)
-    # After a keep-chomped block (`|+`) PyYAML ends the document with `...`, which would close
-    # the front matter early; the next line ends the block just as well.
-    return text.removesuffix("...\n")
+    # After a keep-chomped block (`|+`) PyYAML ends the document with a `...` line, which would
+    # close the front matter early; the next line ends the block just as well. (An indented
+    # `...` is the block's own last line.)
+    return text[:-4] if text.endswith("\n...\n") else text
 
 
 def dump_meta(meta: dict[str, Any], extra: dict[Any, Any]) -> str:

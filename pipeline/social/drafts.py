@@ -61,6 +61,7 @@ from pipeline.social.reviewpage import (
     WITHDRAWN_GONE,
     FolderInfo,
     Pages,
+    by_month,
     folder_info,
     month_path,
     stale_month_pages,
@@ -373,6 +374,9 @@ class _Sync:
         self.composer = Composer(config)
         self.base_key = _base_key(config, self.composer)
         self.enabled = [p for p in config.social.values() if p.enabled]
+        self.reads = template_reads(
+            self.composer.text_env, [f"social/{p.id}.txt.j2" for p in self.enabled]
+        )
         self.broken: set[str] = set()  # platforms whose template failed: not tried again
 
     def folder(
@@ -447,7 +451,7 @@ class _Sync:
             else:
                 result.unsettled = True
         result.staged = outbox.take_staged()
-        result.info = folder_info(current)
+        result.info = folder_info(s.draft for s in current.values() if s.draft is not None)
         return result, [s.draft for s in current.values() if s.draft is not None]
 
     def month(self, work: MonthWork) -> tuple[list[FolderResult], list[tuple[str, str]]]:
@@ -462,7 +466,8 @@ class _Sync:
         infos = dict(work.clean)
         infos.update((r.folder, r.info) for r in results)
         outbox = Outbox(self.config.outbox_dir)
-        page = self.pages.month_if_changed(outbox, work.month, infos, self.moment, drafts)
+        folders = sorted(f for f, info in infos.items() if info.drafts)
+        page = self.pages.month_if_changed(outbox, work.month, folders, infos, self.moment, drafts)
         staged = [outbox.stage_file(month_path(work.month), page)] if page is not None else []
         return results, staged
 
@@ -474,7 +479,7 @@ class _Sync:
         result: FolderResult,
     ) -> tuple[Draft, str] | None:
         """The draft after this run and its outcome; None when its template is broken."""
-        key = generator_key(self.base_key, entry, platform)
+        key = generator_key(self.base_key, entry, platform, self.reads)
         if (
             existing is not None
             and existing.generator_key == key
@@ -611,11 +616,12 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
     report.problems = tuple(sorted(set(problems), key=Problem.sort_key))
     infos = {folder: _info_of(record) for folder, record in clean.items()}
     infos.update((r.folder, r.info) for r in results)
-    index_page = sync.pages.index_if_changed(outbox, infos, report.problems, moment)
+    months_now = by_month(config, infos)
+    index_page = sync.pages.index_if_changed(outbox, infos, months_now, report.problems, moment)
     if index_page is not None:
         outbox.stage(INDEX, index_page)
     _commit(outbox)
-    outbox.remove(stale_month_pages(config, outbox, infos))
+    outbox.remove(stale_month_pages(outbox, months_now))
 
     folders_now = dict(clean)
     for result in results:
@@ -655,7 +661,7 @@ def refresh_review_page(config: Config, now: datetime) -> None:
             continue
         found = read_folder(outbox, folder)
         problems.extend(s.problem for s in found.values() if s.problem is not None)
-        infos[folder] = folder_info(found)
+        infos[folder] = folder_info(s.draft for s in found.values() if s.draft is not None)
     write_pages(config, outbox, infos, problems, _moment(now, config), _CODE)
 
 
@@ -679,11 +685,11 @@ _GONE = "-"  # the entry key of a folder whose item is not live
 
 class SyncIndex:
     """Per item folder, what `sync_drafts` left there: `[entry key, folder mtime,
-    {platform: [file signature, digest, status]}, published]`, under a fingerprint of the
+    {platform: [file signature, shown digest, status]}, published]`, under a fingerprint of the
     global inputs. A plain
     JSON file beside the state store, safe to delete (the next build reads every draft)."""
 
-    VERSION = 3
+    VERSION = 4
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -764,7 +770,7 @@ def _folder_record(root: str, folder: str, key: str, result: FolderResult) -> li
             status = result.info.drafts.get(platform)
             if known is None or status is None:
                 return None  # not a file this run read or wrote
-            drafts[platform] = [_signature(st), known, status[1]]
+            drafts[platform] = [_signature(st), *status]
         if os.stat(directory).st_mtime_ns != mtime:
             return None  # changed while we looked
     except OSError:
@@ -799,16 +805,65 @@ def _base_key(config: Config, composer: Composer) -> str:
     return h.hexdigest()
 
 
-def generator_key(base: str, entry: Entry, platform: SocialPlatform) -> str:
-    """Changes whenever the generated text could change."""
-    parts = (
-        base,
-        repr(platform),
-        entry.item.content_hash,
-        entry.url,
-        entry.published.isoformat(),
-    )
+def generator_key(
+    base: str, entry: Entry, platform: SocialPlatform, reads: tuple[str, ...] | None = None
+) -> str:
+    """Changes whenever the generated text could change: with `reads` (the item fields the
+    post templates read) a change to any other field, such as the body, does not count."""
+    item = entry.item
+    if reads is None:
+        what = item.content_hash
+    else:
+        what = repr(
+            (tuple(getattr(item, name, None) for name in reads), item.social_override(platform.id))
+        )
+    parts = (base, repr(platform), what, entry.url, entry.published.isoformat())
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
+
+
+# Fields every post is made from, whatever the template: the parts `fit` shortens and the
+# context `Composer.generate` passes besides `item`.
+_ALWAYS_READ = (
+    "id",
+    "title",
+    "summary",
+    "tags",
+    "kind",
+    "track",
+    "event",
+    "image",
+    "image_alt",
+    "social_enabled",
+)
+
+
+def template_reads(env: Any, names: Sequence[str]) -> tuple[str, ...] | None:
+    """The item fields the post templates read: `_ALWAYS_READ` plus every `item.<field>` in
+    them; None when a template uses `item` any other way (whole, in a loop, through an
+    include or import), so that any change of the item counts."""
+    from jinja2 import TemplateNotFound, TemplateSyntaxError, nodes
+
+    reads = set(_ALWAYS_READ)
+    for name in names:
+        try:
+            tree = env.parse(env.loader.get_source(env, name)[0])
+        except TemplateNotFound:
+            continue  # no template, no post: generation reports it
+        except TemplateSyntaxError:
+            return None
+        if any(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
+            return None
+        attributes = {
+            id(node.node): node.attr
+            for node in tree.find_all(nodes.Getattr)
+            if isinstance(node.node, nodes.Name)
+        }
+        for node in tree.find_all(nodes.Name):
+            if node.name == "item":
+                if id(node) not in attributes:
+                    return None
+                reads.add(attributes[id(node)])
+    return tuple(sorted(reads))
 
 
 def _project_relative(problem: Problem, config: Config) -> Problem:

@@ -5,7 +5,8 @@ that month, grouped by item).
 Pages are split by month of publication so that a change to one item re-renders one page of
 a few hundred drafts, never one page of twenty thousand (23 MB, two seconds). Each page
 carries a key of what it shows and is rendered only when that key changes; the keys come from
-the digests of the draft files, so an unchanged page costs no draft read at all.
+digests of what each draft shows, kept in the sync index, so an unchanged page costs no draft
+read at all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -187,10 +188,10 @@ def status_counts(statuses: Iterable[str]) -> dict[str, int]:
 @dataclass(frozen=True)
 class FolderInfo:
     """One item folder as the pages need it: when its item was published, and per platform
-    the digest of the draft file's bytes and the draft's status under review."""
+    a digest of what the pages show of the draft and its status under review."""
 
     published: str | None
-    drafts: Mapping[str, tuple[str, str]]  # platform -> (digest, status)
+    drafts: Mapping[str, tuple[str, str]]  # platform -> (shown_digest, status)
 
     def month(self, config: Config) -> str:
         if not self.published:
@@ -201,17 +202,23 @@ class FolderInfo:
         return moment.strftime("%Y-%m")
 
 
-def folder_info(found: Mapping[str, object]) -> FolderInfo:
-    """From the drafts of one folder as read (`read_folder`); unreadable ones are left out."""
+# Bookkeeping a page does not show: a change to these alone re-renders nothing.
+_UNSEEN = {"created": "", "updated": "", "item_hash": "", "latest_hash": "", "generator_key": ""}
+
+
+def shown_digest(draft: Draft) -> str:
+    """A digest of what the review page shows of a draft."""
+    return hashlib.blake2b(repr(replace(draft, **_UNSEEN)).encode(), digest_size=12).hexdigest()
+
+
+def folder_info(drafts: Iterable[Draft]) -> FolderInfo:
+    """From the readable drafts of one folder."""
     published = None
-    drafts: dict[str, tuple[str, str]] = {}
-    for stored in found.values():
-        draft = getattr(stored, "draft", None)
-        if draft is None:
-            continue
+    shown: dict[str, tuple[str, str]] = {}
+    for draft in drafts:
         published = published or draft.published
-        drafts[draft.platform] = (stored.digest or "", in_review(draft).status)  # type: ignore[attr-defined]
-    return FolderInfo(published, drafts)
+        shown[draft.platform] = (shown_digest(draft), in_review(draft).status)
+    return FolderInfo(published, shown)
 
 
 def month_path(month: str) -> str:
@@ -256,7 +263,8 @@ def _has_key(outbox: Outbox, relative: str, key: str) -> bool:
 # Rendering ----------------------------------------------------------------------------------
 
 
-def _by_month(config: Config, infos: Mapping[str, FolderInfo]) -> dict[str, list[str]]:
+def by_month(config: Config, infos: Mapping[str, FolderInfo]) -> dict[str, list[str]]:
+    """Folders with drafts by month of publication, sorted."""
     by_month: dict[str, list[str]] = {}
     for folder in sorted(infos):
         if infos[folder].drafts:
@@ -288,7 +296,7 @@ class Pages:
     def month_key(
         self, month: str, folders: Sequence[str], infos: Mapping[str, FolderInfo], now: datetime
     ) -> str:
-        """Everything a month page shows: the bytes of its draft files, and per item whether
+        """Everything a month page shows: what it shows of each draft, and per item whether
         its link is live yet (the only thing the clock changes)."""
         h = self._hash()
         h.update(month.encode())
@@ -303,14 +311,14 @@ class Pages:
         self,
         outbox: Outbox,
         month: str,
+        folders: Sequence[str],
         infos: Mapping[str, FolderInfo],
         now: datetime,
         known: Mapping[str, Sequence[Draft]] | None = None,
     ) -> bytes | None:
-        """The page of `month` (among `infos`, which may hold other months too), or None when
-        the page in the outbox already shows this. Drafts come from `known` where given,
-        else from the files."""
-        folders = _by_month(self.config, infos).get(month, [])
+        """The page of `month` showing `folders` (their infos in `infos`), or None when the
+        page in the outbox already shows this. Drafts come from `known` where given, else
+        from the files."""
         if not folders:
             return None
         key = self.month_key(month, folders, infos, now)
@@ -339,12 +347,13 @@ class Pages:
         self,
         outbox: Outbox,
         infos: Mapping[str, FolderInfo],
+        by_month: Mapping[str, Sequence[str]],
         problems: Sequence[Problem],
         now: datetime,
     ) -> bytes | None:
         """The overview page, or None when the one in the outbox already shows this."""
         summaries = []
-        for month, folders in sorted(_by_month(self.config, infos).items(), reverse=True):
+        for month, folders in sorted(by_month.items(), reverse=True):
             statuses = [s for f in folders for _d, s in infos[f].drafts.values()]
             summaries.append(
                 {
@@ -373,8 +382,8 @@ class Pages:
         )
 
 
-def stale_month_pages(config: Config, outbox: Outbox, infos: Mapping[str, FolderInfo]) -> list[str]:
-    months = set(_by_month(config, infos))
+def stale_month_pages(outbox: Outbox, months: Iterable[str]) -> list[str]:
+    months = set(months)
     try:
         names = os.listdir(outbox.text_path(MONTH_DIR))
     except FileNotFoundError:
@@ -396,11 +405,12 @@ def write_pages(
 ) -> None:
     """Bring every review page up to date, reading drafts from the files."""
     pages = Pages(config, code)
-    for month in _by_month(config, infos):
-        data = pages.month_if_changed(outbox, month, infos, now)
+    months = by_month(config, infos)
+    for month, folders in months.items():
+        data = pages.month_if_changed(outbox, month, folders, infos, now)
         if data is not None:
             outbox.stage(month_path(month), data)
-    index = pages.index_if_changed(outbox, infos, problems, now)
+    index = pages.index_if_changed(outbox, infos, months, problems, now)
     if index is not None:
         outbox.stage(INDEX, index)
     try:
@@ -408,4 +418,4 @@ def write_pages(
     except BaseException:
         outbox.discard()
         raise
-    outbox.remove(stale_month_pages(config, outbox, infos))
+    outbox.remove(stale_month_pages(outbox, months))
