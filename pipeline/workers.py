@@ -7,7 +7,9 @@ queue's pipe itself); on Linux each worker asks the kernel to kill it when the p
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -37,10 +39,28 @@ def _start(parent: int, initializer: Callable[..., None] | None, args: tuple[Any
         initializer(*args)
 
 
+def _trim() -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)
+
+
+class _Pool(ProcessPoolExecutor):
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait, cancel_futures=cancel_futures)
+        gc.unfreeze()
+
+
 def pool(
     workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
 ) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(
+    # Garbage collected and freed memory handed back first, so workers share less; frozen
+    # objects are never visited by the collector, so a worker's garbage collection does not
+    # write to (and so copy) every page it shares with the parent.
+    gc.collect()
+    _trim()
+    gc.freeze()
+    return _Pool(
         max_workers=workers,
         mp_context=get_context("fork"),
         initializer=_start,

@@ -246,6 +246,8 @@ def build(
             stale = [p for p in previous if p not in produced]
             report.removed = [p for p in stale if outbox.exists(p)]
             outbox.remove(stale)
+            # The rendering's data is done with: not to be carried into the social workers.
+            del outputs, site, previous, produced
             # Social drafts for the live entries; comms edits are never overwritten.
             social = sync_drafts(config, publication.entries, now)
             report.social = social.summary()
