@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.errors import KrimppostError, Problem
@@ -28,6 +31,29 @@ class Outbox:
         self._root_text = str(root)
         self._staged: list[tuple[str, str]] = []
         self._made_dirs: set[str] = set()
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: list[Future[None]] = []
+        self._barriers: list[int] = []
+
+    @contextlib.contextmanager
+    def writing_in_background(self, threads: int = 2) -> Iterator[Outbox]:
+        """Temp files are written by threads while the caller renders the next output: on
+        this disk creating a file costs as much as rendering a page, and the two overlap."""
+        self._writer = ThreadPoolExecutor(threads)
+        try:
+            yield self
+        finally:
+            writer, self._writer = self._writer, None
+            try:
+                self.flush()
+            finally:
+                writer.shutdown()
+
+    def flush(self) -> None:
+        """Wait for the temp files being written; raises the first error."""
+        writes, self._writes = self._writes, []
+        for write in writes:
+            write.result()
 
     def path_for(self, relative: str) -> Path:
         return Path(self.text_path(relative))
@@ -71,6 +97,11 @@ class Outbox:
     def stage_file(self, relative: str, data: bytes) -> tuple[str, str]:
         """Write a temp file beside the target without recording it; `adopt` it to commit."""
         target = self.text_path(relative)
+        if self._writer is not None:
+            directory, name = os.path.split(target)
+            temp = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{name}")
+            self._writes.append(self._writer.submit(_write_temp, temp, data))
+            return temp, target
         temp = self._temp_for(target)
         with open(temp, "wb") as fh:
             fh.write(data)
@@ -78,12 +109,20 @@ class Outbox:
 
     def take_staged(self) -> list[tuple[str, str]]:
         """Hand over what this (worker's) outbox staged, for another to `adopt` and commit."""
+        self.flush()
         staged, self._staged = self._staged, []
         return staged
 
     def adopt(self, staged: list[tuple[str, str]]) -> None:
         """Take over files staged by worker processes, to commit them with ours."""
         self._staged.extend(staged)
+
+    def barrier(self) -> None:
+        """Files staged after this point are moved into place only after every file staged
+        before it (pages before the listings and feeds that link to them); within a batch
+        the order is free."""
+        if self._staged and (not self._barriers or self._barriers[-1] != len(self._staged)):
+            self._barriers.append(len(self._staged))
 
     def write_now(self, relative: str, data: bytes) -> None:
         """Stage and commit a single file (fsync'ed on its own)."""
@@ -98,22 +137,36 @@ class Outbox:
 
     def commit(self) -> int:
         """Make every staged file durable, then move them into place in staging order."""
+        self.flush()
         if not self._staged:
             return 0
         os.sync()
-        for temp, target in self._staged:
-            os.replace(temp, target)
+        bounds = [0, *self._barriers, len(self._staged)]
+        for start, end in itertools.pairwise(bounds):
+            batch = self._staged[start:end]
+            if len(batch) < _PARALLEL_RENAMES:
+                for temp, target in batch:
+                    os.replace(temp, target)
+            else:
+                # Renames into many folders wait on the disk: a few threads overlap them.
+                with ThreadPoolExecutor(4) as pool:
+                    for _ in pool.map(_replace, batch, chunksize=64):
+                        pass
         # One more sync makes the renames durable (an fsync per folder cost 10 s for 5,000).
         os.sync()
         count = len(self._staged)
         self._staged = []
+        self._barriers = []
         return count
 
     def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.flush()
         for temp, _ in self._staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
         self._staged = []
+        self._barriers = []
 
     def remove(self, relatives: list[str]) -> int:
         """Delete files no longer produced, and folders left empty by that."""
@@ -130,6 +183,23 @@ class Outbox:
                 parent.rmdir()
                 parent = parent.parent
         return removed
+
+
+_PARALLEL_RENAMES = 256
+
+
+def _replace(staged: tuple[str, str]) -> None:
+    os.replace(*staged)
+
+
+def _write_temp(temp: str, data: bytes) -> None:
+    try:
+        fh = open(temp, "wb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(temp), exist_ok=True)
+        fh = open(temp, "wb")  # noqa: SIM115
+    with fh:
+        fh.write(data)
 
 
 def _fsync_dir(directory: str | Path) -> None:

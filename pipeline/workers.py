@@ -52,13 +52,19 @@ class _Pool(ProcessPoolExecutor):
 
 
 def pool(
-    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    *,
+    tidy: bool = True,
 ) -> ProcessPoolExecutor:
-    # Garbage collected and freed memory handed back first, so workers share less; frozen
-    # objects are never visited by the collector, so a worker's garbage collection does not
-    # write to (and so copy) every page it shares with the parent.
-    gc.collect()
-    _trim()
+    # With `tidy`, garbage is collected and freed memory handed back first, so that workers
+    # share less (it costs 0.1 s on a big heap). Frozen objects are never visited by the
+    # collector, so a worker's garbage collection does not write to (and so copy) every
+    # page it shares with the parent.
+    if tidy:
+        gc.collect()
+        _trim()
     gc.freeze()
     return _Pool(
         max_workers=workers,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.commands.check import site_moment
 from pipeline.config import Config, file_problems, load_config
@@ -27,6 +28,9 @@ from pipeline.render.newsletter import web_path
 from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
 from pipeline.state import BuildLock, IssueStore, StateStore
 from pipeline.workers import cpu_count, pool
+
+if TYPE_CHECKING:
+    from pipeline.social.drafts import SocialReport
 
 Progress = Callable[[int, int], None]
 
@@ -202,54 +206,66 @@ def build(
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
             issues = issue_links(config, state)
-            site = Site(
-                config,
-                lambda: templates.environment(dirs, config.site.tz),
-                dirs,
-                publication.entries,
-                now,
-                fp,
-                issues,
-            )
-            outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
-            outputs += [
-                o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}
-            ]
-            report = BuildReport(
-                publication,
-                (
-                    *file_problems(config),
-                    *override_problems(config, content.items),
-                    *content.problems,
-                ),
-            )
-            outbox = Outbox(config.outbox_dir)
-            # A marker beside the state store says a build was interrupted: only then is the
-            # outbox searched for leftover temp files (a walk of 5,000 folders costs 0.15 s).
-            dirty = state_path.with_name(state_path.name + ".building")
-            if dirty.exists():
-                outbox.sweep_temp_files()
-            dirty.touch()
-            previous = state.outputs()
-            changed = _write(config, outbox, outputs, previous, report, progress)
-            # Write-ahead: the store learns of every new path before it appears in the outbox,
-            # so a file left by a build killed before its end is still removed when stale.
-            with state.transaction():
-                state.note_outputs([p for p in report.written if p not in previous])
+            # A small change leaves the social drafts little to do but check 20,000 files:
+            # done by a second process while this one renders the site.
+            social_alongside = _social_alongside(config, publication, now)
             try:
-                outbox.commit()
-            except BaseException:
-                outbox.discard()
-                raise
+                site = Site(
+                    config,
+                    lambda: templates.environment(dirs, config.site.tz),
+                    dirs,
+                    publication.entries,
+                    now,
+                    fp,
+                    issues,
+                )
+                outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
+                outputs += [
+                    o
+                    for o in podcast_image_output(config)
+                    if o.path not in {x.path for x in outputs}
+                ]
+                report = BuildReport(
+                    publication,
+                    (
+                        *file_problems(config),
+                        *override_problems(config, content.items),
+                        *content.problems,
+                    ),
+                )
+                outbox = Outbox(config.outbox_dir)
+                # A marker beside the state store says a build was interrupted: only then is the
+                # outbox searched for leftover temp files (a walk of 5,000 folders costs 0.15 s).
+                dirty = state_path.with_name(state_path.name + ".building")
+                if dirty.exists():
+                    outbox.sweep_temp_files()
+                dirty.touch()
+                previous = state.outputs()
+                changed = _write(config, outbox, outputs, previous, report, progress)
+                # Write-ahead: the store learns of every new path before it appears in the outbox,
+                # so a file left by a build killed before its end is still removed when stale.
+                with state.transaction():
+                    state.note_outputs([p for p in report.written if p not in previous])
+                try:
+                    outbox.commit()
+                except BaseException:
+                    outbox.discard()
+                    raise
 
-            produced = {o.path for o in outputs}
-            stale = [p for p in previous if p not in produced]
-            report.removed = [p for p in stale if outbox.exists(p)]
-            outbox.remove(stale)
-            # The rendering's data is done with: not to be carried into the social workers.
-            del outputs, site, previous, produced
-            # Social drafts for the live entries; comms edits are never overwritten.
-            social = sync_drafts(config, publication.entries, now)
+                produced = {o.path for o in outputs}
+                stale = [p for p in previous if p not in produced]
+                report.removed = [p for p in stale if outbox.exists(p)]
+                outbox.remove(stale)
+                # The rendering's data is done with: not to be carried into the social workers.
+                del outputs, site, previous, produced
+                # Social drafts for the live entries; comms edits are never overwritten.
+                if social_alongside is not None:
+                    social = social_alongside.result()
+                else:
+                    social = sync_drafts(config, publication.entries, now)
+            finally:
+                if social_alongside is not None:
+                    social_alongside.close()
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
             with state.transaction():
@@ -274,6 +290,51 @@ def build(
             dirty.unlink(missing_ok=True)
     report.seconds = time.perf_counter() - started_wall
     return report
+
+
+# At most this many new, changed or withdrawn items let the social drafts sync alongside the
+# site; more means real generation work, which would compete with the site's workers.
+_SOCIAL_ALONGSIDE = 20
+_social: tuple[Config, tuple[Entry, ...], datetime] | None = None
+
+
+def _set_social(config: Config, entries: tuple[Entry, ...], now: datetime) -> None:
+    global _social  # the social process's inputs, handed over once by fork
+    _social = (config, entries, now)
+
+
+def _sync_social() -> SocialReport:
+    from pipeline.social.drafts import sync_drafts
+
+    assert _social is not None
+    return sync_drafts(*_social)
+
+
+class _SocialAlongside:
+    """The social drafts synced by a forked process while the caller renders the site."""
+
+    def __init__(self, config: Config, entries: tuple[Entry, ...], now: datetime) -> None:
+        self.executor = pool(1, _set_social, (config, entries, now), tidy=False)
+        self.future = self.executor.submit(_sync_social)
+
+    def result(self) -> SocialReport:
+        try:
+            return self.future.result()  # type: ignore[return-value]
+        finally:
+            self.executor.shutdown()
+
+    def close(self) -> None:
+        """On an error elsewhere: let it finish its files (they are its own), then go."""
+        self.executor.shutdown(wait=True)
+
+
+def _social_alongside(
+    config: Config, publication: Publication, now: datetime
+) -> _SocialAlongside | None:
+    changes = len(publication.new) + len(publication.changed) + len(publication.withdrawn)
+    if changes > _SOCIAL_ALONGSIDE or cpu_count(config.build.workers) < 2:
+        return None
+    return _SocialAlongside(config, publication.entries, now)
 
 
 def _inputs_fingerprint(config: Config, fp: str, issues: list[tuple[int, str, datetime]]) -> str:
@@ -327,7 +388,8 @@ def _set_jobs(jobs: list[Output], outbox: Outbox, previous: dict[str, tuple[str,
 def _render_range(bounds: tuple[int, int]) -> list[tuple[str, str, str, tuple[str, str] | None]]:
     assert _jobs is not None
     jobs, outbox, previous = _jobs
-    return [_render_one(out, outbox, previous) for out in jobs[bounds[0] : bounds[1]]]
+    with outbox.writing_in_background():
+        return [_render_one(out, outbox, previous) for out in jobs[bounds[0] : bounds[1]]]
 
 
 def _render_one(
@@ -359,6 +421,7 @@ def _write(
         else:
             jobs.append(out)
     jobs.sort(key=lambda o: o.stage)
+    last_stage = jobs[0].stage if jobs else 0
     workers = cpu_count(config.build.workers)
     results: list[tuple[str, str, str, tuple[str, str] | None]] = []
     try:
@@ -371,20 +434,22 @@ def _write(
                     if progress is not None:
                         progress(len(results), len(jobs))
         else:
-            for index, out in enumerate(jobs):
-                results.append(_render_one(out, outbox, previous))
-                if progress is not None and index % 50 == 0:
-                    progress(index, len(jobs))
+            with outbox.writing_in_background():
+                for index, out in enumerate(jobs):
+                    results.append(_render_one(out, outbox, previous))
+                    if progress is not None and index % 50 == 0:
+                        progress(index, len(jobs))
         changed: dict[str, tuple[str, str]] = {}
-        staged = []
-        for path, key, d, temp in results:
+        for job, (path, key, d, temp) in zip(jobs, results, strict=True):
             changed[path] = (key, d)
             if temp is None:
                 report.unchanged += 1
             else:
-                staged.append(temp)
+                if report.written and job.stage != last_stage:
+                    outbox.barrier()
+                last_stage = job.stage
+                outbox.adopt([temp])
                 report.written.append(path)
-        outbox.adopt(staged)
     except BaseException:
         outbox.discard()
         raise

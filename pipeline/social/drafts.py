@@ -380,11 +380,13 @@ class _Sync:
         self.broken: set[str] = set()  # platforms whose template failed: not tried again
 
     def folder(
-        self, folder: str, entry: Entry | None, exists: bool
+        self, folder: str, entry: Entry | None, exists: bool, outbox: Outbox | None = None
     ) -> tuple[FolderResult, list[Draft]]:
         """Apply the rules to one item folder: `entry` is its live entry, None when gone.
-        Returns what happened and the folder's readable drafts as they are now."""
-        outbox = Outbox(self.config.outbox_dir)
+        Returns what happened and the folder's readable drafts as they are now; the files it
+        stages are in `result.staged` (when `outbox` is given: left in that outbox)."""
+        own = outbox is None
+        outbox = outbox or Outbox(self.config.outbox_dir)
         result = FolderResult(folder)
         stored = read_folder(outbox, folder) if exists else {}
         current: dict[str, Stored] = {}
@@ -450,7 +452,8 @@ class _Sync:
                     count("withdrawn")
             else:
                 result.unsettled = True
-        result.staged = outbox.take_staged()
+        if own:
+            result.staged = outbox.take_staged()
         result.info = folder_info(s.draft for s in current.values() if s.draft is not None)
         return result, [s.draft for s in current.values() if s.draft is not None]
 
@@ -459,17 +462,19 @@ class _Sync:
         shows changed (from the drafts in hand, reading only the folders left alone)."""
         results = []
         drafts: dict[str, list[Draft]] = {}
-        for job in work.dirty:
-            result, current = self.folder(*job)
-            results.append(result)
-            drafts[result.folder] = current
+        outbox = Outbox(self.config.outbox_dir)
+        with outbox.writing_in_background():
+            for job in work.dirty:
+                result, current = self.folder(*job, outbox)
+                results.append(result)
+                drafts[result.folder] = current
         infos = dict(work.clean)
         infos.update((r.folder, r.info) for r in results)
-        outbox = Outbox(self.config.outbox_dir)
         folders = sorted(f for f, info in infos.items() if info.drafts)
         page = self.pages.month_if_changed(outbox, work.month, folders, infos, self.moment, drafts)
-        staged = [outbox.stage_file(month_path(work.month), page)] if page is not None else []
-        return results, staged
+        if page is not None:
+            outbox.stage(month_path(work.month), page)
+        return results, outbox.take_staged()
 
     def _next(
         self,
@@ -685,11 +690,11 @@ _GONE = "-"  # the entry key of a folder whose item is not live
 
 class SyncIndex:
     """Per item folder, what `sync_drafts` left there: `[entry key, folder mtime,
-    {platform: [file signature, shown digest, status]}, published]`, under a fingerprint of the
+    {platform: [[mtime, size, inode], shown digest, status]}, published]`, under a fingerprint of the
     global inputs. A plain
     JSON file beside the state store, safe to delete (the next build reads every draft)."""
 
-    VERSION = 4
+    VERSION = 5
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -741,15 +746,17 @@ def _global_fingerprint(config: Config, base_key: str) -> str:
 
 
 def _folder_holds(root: str, folder: str, record: list[Any]) -> bool:
-    """The folder and every draft in it are as the index recorded them."""
-    directory = os.path.join(root, folder)
+    """The folder and every draft in it are as the index recorded them (this runs for
+    every folder on every build: plain string paths, no formatting)."""
+    directory = f"{root}/{folder}"
     try:
         if os.stat(directory).st_mtime_ns != record[1]:
             return False  # a file added, removed or replaced
         for platform, (signature, *_rest) in record[2].items():
-            if _signature(os.stat(os.path.join(directory, platform + ".md"))) != signature:
+            st = os.stat(f"{directory}/{platform}.md")
+            if (st.st_mtime_ns, st.st_size, st.st_ino) != tuple(signature):
                 return False
-    except (OSError, TypeError, AttributeError, IndexError):
+    except (OSError, TypeError, AttributeError, IndexError, ValueError):
         return False
     return True
 
@@ -782,8 +789,8 @@ def _info_of(record: list[Any]) -> FolderInfo:
     return FolderInfo(record[3], {p: (d[1], d[2]) for p, d in record[2].items()})
 
 
-def _signature(st: os.stat_result) -> str:
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+def _signature(st: os.stat_result) -> list[int]:
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
 
 
 def _base_key(config: Config, composer: Composer) -> str:
