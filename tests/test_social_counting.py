@@ -378,3 +378,58 @@ def test_every_shortening_is_a_clean_cut(text: str) -> None:
         assert_clean_cut(text, candidate, inside_first_word=True)
         assert candidate != previous
         previous = candidate
+
+
+_PIECES = st.characters(max_codepoint=0x24F).map(str) | st.sampled_from(
+    ["’", "“", "”", "–", "—", "…", "€", "\r\n", "\r", "\u200d", "\u0301", "🏡", "🇳🇱", "각"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(_PIECES).map("".join))
+def test_the_fast_grapheme_path_agrees_with_full_segmentation(text: str) -> None:
+    """Dutch text takes a shortcut past `\\X`; any text, shortcut or not, gets the same answer."""
+    from pipeline.social.counting import _GRAPHEME, grapheme_length, graphemes
+
+    assert graphemes(text) == _GRAPHEME.findall(text)
+    assert grapheme_length(text) == len(_GRAPHEME.findall(text))
+
+
+_URL_WORDS = st.sampled_from(
+    [
+        "krimp",
+        "regio.",
+        "bevolkingsdaling.nl",
+        "www.rijksoverheid.nl/onderwerpen",
+        "https://www.bevolkingsdaling.nl/wrb/a?utm_source=x&b=1",
+        "(zie",
+        "krimp.nl)",
+        "http://x.org.",
+        "@naam@social.example",
+        "#Krimp",
+        "e-mail:info@krimp.nl",
+        "a.b",
+        "1.5",
+        "t.co/abc",
+        "$krimp.nl",
+        "„citaat”",
+        "🏡",
+        "é.nl",
+        "xn--bcher-kva.de",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    words=st.lists(_URL_WORDS | st.text(max_size=8), max_size=12),
+    gaps=st.lists(st.sampled_from([" ", "\n", "  ", "\t", "\u00a0"]), min_size=12, max_size=12),
+    bare=st.booleans(),
+)
+def test_urls_found_word_by_word_equal_a_whole_text_extraction(
+    words: list[str], gaps: list[str], bare: bool
+) -> None:
+    from pipeline.social.counting import _text_urls, _urls
+
+    text = "".join(w + g for w, g in zip(words, gaps, strict=False))
+    assert _urls(text, bare_domains=bare) == _text_urls(text, bare)

@@ -173,6 +173,7 @@ _INT = regex.compile(r"-?(?:0|[1-9][0-9]*)")
 # Characters a double-quoted scalar must escape: quote and backslash, and whatever YAML does
 # not allow raw or would read as a line break (C0/C1 controls, DEL, U+2028/9, BOM, U+FFFE/F).
 _ESCAPE = regex.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]')
+_AWKWARD = regex.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]|\\\\[bf/]")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _QUOTED = regex.compile(r'"(?:[^"\\\x00-\x1f]|\\["\\tnr]|\\u(?![dD][89abAB])[0-9a-fA-F]{4})*"')
 _LINE = regex.compile(r"([a-z_][a-z0-9_]*): (.+)")
@@ -190,6 +191,10 @@ def _scalar(value: Any) -> str | None:
         return None
     if _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
         return value
+    quoted = json.dumps(value, ensure_ascii=False)  # C speed; YAML reads JSON strings...
+    if _AWKWARD.search(quoted) is None:
+        return quoted
+    # ...but not raw DEL, C1 controls, line separators or a BOM: escaped one by one.
     return '"' + _ESCAPE.sub(lambda m: _ESCAPES.get(m[0]) or f"\\u{ord(m[0]):04x}", value) + '"'
 
 

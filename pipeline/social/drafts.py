@@ -23,6 +23,7 @@ Folders are synced in worker processes when there are many (a cold build makes 2
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -41,7 +42,7 @@ from pipeline.errors import KrimppostError, Problem
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry
 from pipeline.render import templates
-from pipeline.social.counting import UNITS, Fitted, Parts, counter, fit, length
+from pipeline.social.counting import UNITS, Fitted, Parts, counter, fit, length, preload
 from pipeline.social.draftfile import (
     DRAFT_DIR,
     ITEM_ID,
@@ -208,6 +209,7 @@ def withdraw(existing: Draft, reason: str, now: str) -> Draft:
 # Generation -----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def hashtag(tag: str) -> str | None:
     """`#tag` for a tag or configured hashtag: words joined in CamelCase (screen readers read
     `#ParkstadLimburg` as words), apostrophes and other non-word characters dropped."""
@@ -599,6 +601,7 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
     works = sorted(months.values(), key=lambda w: len(w.dirty), reverse=True)
     workers = cpu_count(config.build.workers)
     if workers > 1 and sum(len(w.dirty) for w in works) >= _PARALLEL_THRESHOLD:
+        preload()  # once here, not once per worker
         with pool(workers, _set_work, (sync, works)) as executor:
             done = list(executor.map(_sync_month, range(len(works))))
     else:
