@@ -143,17 +143,11 @@ TARGETS: list[Target] = [
     Target("niet-gevonden", "/bestaat-niet/", status=404),
     Target("toegankelijkheid", "/toegankelijkheid/"),
     Target("bericht-randgevallen", EDGE_CASES_PATH),
-    # TODO(issue 8): the newsletter's web version (outbox/site/nieuwsbrief/<N>/). When
-    # `newsletter compile` is done, let the `site` fixture compile issue 1 after the build
-    # (pipeline.commands.newsletter.compile_issue(root, NOW)) and remove `todo` here. The
-    # e-mail HTML's own checks (320/375/600 px, 14 px text, dark mode) belong in a test
-    # of their own, as they are no web page.
     Target("nieuwsbrief-nummer", "/nieuwsbrief/1/"),
-    # TODO(issue 8): pages of the `krimppost serve` app. When it exists, add a session
-    # fixture starting it on 127.0.0.1 and register its base URL under "serve" in
-    # `origins`; then fill in the real paths and remove `todo`.
-    # The social review page is a static file in outbox/social/, served from outbox/.
+    # The social review pages are static files in outbox/social/, served from outbox/:
+    # the overview and the page of one month (the sample has items in November 2026).
     Target("social-beoordeling", "/social/index.html", origin="outbox"),
+    Target("social-maand", "/social/maanden/2026-11.html", origin="outbox"),
     # Pages of the `krimppost serve` app ({token}: a real subscriber's unsubscribe token).
     Target("aanmelden", "/aanmelden", origin="serve"),
     Target("afmelden", "/afmelden/{token}", origin="serve"),
