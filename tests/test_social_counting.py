@@ -420,7 +420,7 @@ _URL_WORDS = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(
     words=st.lists(_URL_WORDS | st.text(max_size=8), max_size=12),
     gaps=st.lists(st.sampled_from([" ", "\n", "  ", "\t", "\u00a0"]), min_size=12, max_size=12),

@@ -85,10 +85,16 @@ class Item:
     social_enabled: bool
     social_overrides: tuple[tuple[str, str], ...]
     newsletter: bool
-    html: str
+    html_utf8: bytes  # the body's HTML; as bytes, a cached item loads without decoding it
     assets: tuple[str, ...]  # content-relative paths of files this item publishes
     content_hash: str
     lines: tuple[tuple[str, int], ...]  # front-matter key path ("event.start") -> line
+
+    @functools.cached_property
+    def html(self) -> str:
+        """The body as sanitised HTML (decoded when first needed: most builds render few
+        of the items they load)."""
+        return self.html_utf8.decode()
 
     @functools.cached_property
     def text(self) -> str:
@@ -147,12 +153,14 @@ _ITEM_FIELDS = fields(Item)
 
 def item_to_json(item: Item) -> str:
     """A stable text form for the state store (survives code changes better than pickle)."""
-    shallow = {f.name: getattr(item, f.name) for f in _ITEM_FIELDS}
+    shallow = {f.name: getattr(item, f.name) for f in _ITEM_FIELDS if f.name != "html_utf8"}
+    shallow["html"] = item.html
     return json.dumps(shallow, default=_encode, ensure_ascii=False, sort_keys=True)
 
 
 def item_from_json(text: str) -> Item:
     data = json.loads(text)
+    data["html_utf8"] = data.pop("html", "").encode()
     known = {f.name for f in fields(Item)}
     data = {k: _decode_dt(v) for k, v in data.items() if k in known}
     if data.get("event"):

@@ -162,7 +162,7 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
         social_enabled=values["social_enabled"],
         social_overrides=values["social_overrides"],
         newsletter=values["newsletter"],
-        html=html,
+        html_utf8=html.encode(),
         assets=(),
         content_hash=hashlib.sha256(text.encode()).hexdigest(),
         lines=tuple(sorted(doc.lines.items())),

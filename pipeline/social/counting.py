@@ -93,14 +93,16 @@ def _urls(text: str, *, bare_domains: bool) -> list[tuple[int, int]]:
     """Code point spans of the URLs twitter-text finds (Mastodon uses the same extractor).
 
     A URL never spans whitespace and always holds a dot, so only the words with a dot are
-    given to the extractor, one by one and remembered: a post is counted several times while
-    it is shortened, its link and most of its words each time (tested equal to a whole-text
-    extraction)."""
+    given to the extractor, one by one (with the character on either side) and remembered: a
+    post is counted several times while it is shortened, its link and most of its words each
+    time (tested equal to a whole-text extraction)."""
     spans: list[tuple[int, int]] = []
     for word in _WORD.finditer(text):
         if "." in word[0]:
-            offset = word.start()
-            spans.extend((offset + a, offset + b) for a, b in _word_urls(word[0], bare_domains))
+            # With the blank before and after it: the extractor looks one character around.
+            start = max(0, word.start() - 1)
+            context = text[start : word.end() + 1]
+            spans.extend((start + a, start + b) for a, b in _word_urls(context, bare_domains))
     return spans
 
 
