@@ -196,7 +196,8 @@ def build(
         fp = site_fingerprint(config, dirs)
         with StateStore(state_path) as state:
             inputs = _inputs_fingerprint(config, fp, IssueStore(state).summaries())
-            if _nothing_to_do(config, state.build_meta(), inputs, now):
+            meta = state.build_meta()
+            if _nothing_to_do(config, meta, inputs, now):
                 report = BuildReport(Publication(entries=()), (), skipped=True)
                 report.seconds = time.perf_counter() - started_wall
                 return report
@@ -208,7 +209,9 @@ def build(
             issues = issue_links(config, state)
             # A small change leaves the social drafts little to do but check 20,000 files:
             # done by a second process while this one renders the site.
-            social_alongside = _social_alongside(config, publication, now)
+            social_alongside = _social_alongside(
+                config, publication, now, site_unchanged=meta.get("site") == fp
+            )
             try:
                 site = Site(
                     config,
@@ -280,6 +283,7 @@ def build(
                 state.set_build_meta(
                     {
                         "inputs": inputs,
+                        "site": fp,
                         "now": now.astimezone(UTC).isoformat(),
                         "next_change": _next_change(content, publication, now)
                         .astimezone(UTC)
@@ -329,10 +333,12 @@ class _SocialAlongside:
 
 
 def _social_alongside(
-    config: Config, publication: Publication, now: datetime
+    config: Config, publication: Publication, now: datetime, *, site_unchanged: bool
 ) -> _SocialAlongside | None:
+    """Only when the site has little to render too (same templates, settings and code, few
+    changed items): a full re-render keeps both cores busy and wants the memory."""
     changes = len(publication.new) + len(publication.changed) + len(publication.withdrawn)
-    if changes > _SOCIAL_ALONGSIDE or cpu_count(config.build.workers) < 2:
+    if not site_unchanged or changes > _SOCIAL_ALONGSIDE or cpu_count(config.build.workers) < 2:
         return None
     return _SocialAlongside(config, publication.entries, now)
 
