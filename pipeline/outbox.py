@@ -74,6 +74,11 @@ class Outbox:
     def exists(self, relative: str) -> bool:
         return os.path.exists(self.text_path(relative))
 
+    def temp_path(self, relative: str) -> str:
+        """Where `stage` puts the temp file of `relative` (this process's)."""
+        directory, name = os.path.split(self.text_path(relative))
+        return os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{name}")
+
     def _temp_for(self, target: str) -> str:
         directory, name = os.path.split(target)
         if directory not in self._made_dirs:

@@ -348,6 +348,7 @@ class Stored:
     digest: str | None
     draft: Draft | None
     problem: Problem | None
+    signature: list[int] | None = None  # [mtime_ns, size, inode] of the file as read
 
 
 def scan(outbox: Outbox) -> dict[str, Stored]:
@@ -379,15 +380,17 @@ def read_stored(outbox: Outbox, draft_id: str) -> Stored | None:
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
+            st = os.fstat(fh.fileno())
     except FileNotFoundError:
         return None
     except OSError as exc:
         problem = Problem(display_path(draft_path(draft_id)), None, f"kan niet lezen: {exc}")
         return Stored(draft_id, None, None, problem)
+    signature = [st.st_mtime_ns, st.st_size, st.st_ino] if st.st_size == len(raw) else None
     try:
-        return Stored(draft_id, digest(raw), parse_draft(raw, draft_id), None)
+        return Stored(draft_id, digest(raw), parse_draft(raw, draft_id), None, signature)
     except DraftError as exc:
-        return Stored(draft_id, digest(raw), None, exc.problem)
+        return Stored(draft_id, digest(raw), None, exc.problem, signature)
 
 
 def write_if_unchanged(

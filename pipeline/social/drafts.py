@@ -114,10 +114,13 @@ def reconcile(
     platform: SocialPlatform,
     now: str,
     key: str = "",
+    item_hash: str | None = None,
 ) -> tuple[Draft, str]:
     """The draft after this run, and what happened: created, regenerated, stale, reopened,
-    returned or unchanged. Never changes the text of an edited, approved or stale draft."""
+    returned or unchanged. Never changes the text of an edited, approved or stale draft.
+    `item_hash` stands for what of the item the post is made from (default: all of it)."""
     item = entry.item
+    item_hash = item_hash or item.content_hash
     new_hash = text_hash(generated.text)
     meta: dict[str, Any] = {
         "limit": platform.limit,
@@ -139,7 +142,7 @@ def reconcile(
             created=now,
             updated=now,
             source=generated.source,
-            item_hash=item.content_hash,
+            item_hash=item_hash,
             latest_hash=new_hash,
             **meta,
         )
@@ -157,7 +160,7 @@ def reconcile(
             )
         )
         outcome = "returned"
-    if new_hash != draft.latest_hash or item.content_hash != draft.item_hash:
+    if new_hash != draft.latest_hash or item_hash != draft.item_hash:
         if draft.status == "pending" and not draft.edited:
             if new_hash != draft.generated_hash:
                 draft = replace(
@@ -174,7 +177,7 @@ def reconcile(
                 source=generated.source,
             )
             outcome = "stale"
-        draft = replace(draft, latest_hash=new_hash, item_hash=item.content_hash)
+        draft = replace(draft, latest_hash=new_hash, item_hash=item_hash)
     draft = replace(draft, length=length(platform, draft.text), **meta)
     return _stamped(existing, draft, now, outcome)
 
@@ -363,6 +366,30 @@ class FolderResult:
     staged: list[tuple[str, str]] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)  # draft id -> digest of its bytes
     info: FolderInfo = field(default_factory=lambda: FolderInfo(None, {}))
+    # Per platform the [mtime_ns, size, inode] the file has after this run (as read, or of
+    # the temp file written, which the rename keeps): the index records a folder only while
+    # its files still have them, so an edit saved meanwhile is never vouched for.
+    signatures: dict[str, list[int] | None] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)  # platform -> outbox path staged
+
+
+def _kept_or_written(result: FolderResult, platform: str, found: Stored, path: str) -> None:
+    """After `write_if_unchanged` succeeded: a file left as it was keeps the signature it was
+    read with; a replaced one gets its temp file's."""
+    if result.digests[found.id] == found.digest:
+        result.signatures[platform] = found.signature
+    else:
+        result.written[platform] = path
+
+
+def _sign(result: FolderResult, outbox: Outbox) -> None:
+    for platform, path in result.written.items():
+        try:
+            st = os.stat(outbox.temp_path(path))
+        except OSError:
+            result.signatures[platform] = None
+            continue
+        result.signatures[platform] = [st.st_mtime_ns, st.st_size, st.st_ino]
 
 
 class _Sync:
@@ -418,11 +445,14 @@ class _Sync:
                     data = dump_draft(draft)
                     outbox.stage(draft.path, data)  # new files: committed together, one sync
                     result.digests[draft_id] = digest(data)
+                    result.written[platform.id] = draft.path
                     current[draft_id] = Stored(draft_id, result.digests[draft_id], draft, None)
                 elif draft is existing:
                     result.digests[draft_id] = found.digest or ""
+                    result.signatures[platform.id] = found.signature
                     current[draft_id] = found
                 elif write_if_unchanged(outbox, draft, found.digest, result.digests):
+                    _kept_or_written(result, platform.id, found, draft.path)
                     current[draft_id] = Stored(draft_id, result.digests[draft_id], draft, None)
                 else:
                     outcome = "unchanged"  # saved by someone meanwhile: next run
@@ -448,7 +478,9 @@ class _Sync:
             current[draft_id] = found
             if draft is found.draft:
                 result.digests[draft_id] = found.digest or ""
+                result.signatures[found.draft.platform] = found.signature
             elif write_if_unchanged(outbox, draft, found.digest, result.digests):
+                _kept_or_written(result, draft.platform, found, draft.path)
                 current[draft_id] = Stored(draft_id, result.digests[draft_id], draft, None)
                 if found.draft.status != "withdrawn":
                     count("withdrawn")
@@ -456,6 +488,7 @@ class _Sync:
                 result.unsettled = True
         if own:
             result.staged = outbox.take_staged()
+            _sign(result, outbox)
         result.info = folder_info(s.draft for s in current.values() if s.draft is not None)
         return result, [s.draft for s in current.values() if s.draft is not None]
 
@@ -470,6 +503,8 @@ class _Sync:
                 result, current = self.folder(*job, outbox)
                 results.append(result)
                 drafts[result.folder] = current
+        for result in results:
+            _sign(result, outbox)  # the temp files are all written now
         infos = dict(work.clean)
         infos.update((r.folder, r.info) for r in results)
         folders = sorted(f for f, info in infos.items() if info.drafts)
@@ -503,7 +538,8 @@ class _Sync:
             result.problems.extend(_project_relative(p, self.config) for p in exc.problems)
             result.unsettled = True
             return None
-        return reconcile(existing, generated, entry, platform, self.when, key)
+        item_hash = source_hash(entry.item, platform, self.reads)
+        return reconcile(existing, generated, entry, platform, self.when, key, item_hash)
 
 
 @dataclass(frozen=True)
@@ -765,22 +801,26 @@ def _folder_holds(root: str, folder: str, record: list[Any]) -> bool:
 
 
 def _folder_record(root: str, folder: str, key: str, result: FolderResult) -> list[Any] | None:
-    """The index record of a folder this run left settled (None if it changed meanwhile)."""
-    directory = os.path.join(root, folder)
+    """The index record of a folder this run left settled: None unless every draft file in it
+    is one this run read or wrote, still with the signature it had then."""
+    directory = f"{root}/{folder}"
     try:
         mtime = os.stat(directory).st_mtime_ns
-        drafts: dict[str, list[str]] = {}
+        drafts: dict[str, list[Any]] = {}
         for platform in SOCIAL_PLATFORMS:
-            path = os.path.join(directory, platform + ".md")
+            expected = result.signatures.get(platform)
             try:
-                st = os.stat(path)
+                st = os.stat(f"{directory}/{platform}.md")
             except FileNotFoundError:
+                if platform in result.signatures:
+                    return None  # deleted meanwhile
                 continue
-            known = result.digests.get(f"{folder}/{platform}")
-            status = result.info.drafts.get(platform)
-            if known is None or status is None:
+            shown = result.info.drafts.get(platform)
+            if expected is None or shown is None:
                 return None  # not a file this run read or wrote
-            drafts[platform] = [_signature(st), *status]
+            if [st.st_mtime_ns, st.st_size, st.st_ino] != expected:
+                return None  # changed since
+            drafts[platform] = [expected, *shown]
         if os.stat(directory).st_mtime_ns != mtime:
             return None  # changed while we looked
     except OSError:
@@ -790,10 +830,6 @@ def _folder_record(root: str, folder: str, key: str, result: FolderResult) -> li
 
 def _info_of(record: list[Any]) -> FolderInfo:
     return FolderInfo(record[3], {p: (d[1], d[2]) for p, d in record[2].items()})
-
-
-def _signature(st: os.stat_result) -> list[int]:
-    return [st.st_mtime_ns, st.st_size, st.st_ino]
 
 
 def _base_key(config: Config, composer: Composer) -> str:
@@ -815,18 +851,20 @@ def _base_key(config: Config, composer: Composer) -> str:
     return h.hexdigest()
 
 
+def source_hash(item: Item, platform: SocialPlatform, reads: tuple[str, ...] | None) -> str:
+    """What of the item a post is made from: with `reads` (the item fields the post
+    templates read) a change to any other field, such as the body, does not count."""
+    if reads is None:
+        return item.content_hash
+    what = (tuple(getattr(item, name, None) for name in reads), item.social_override(platform.id))
+    return hashlib.sha256(repr(what).encode()).hexdigest()
+
+
 def generator_key(
     base: str, entry: Entry, platform: SocialPlatform, reads: tuple[str, ...] | None = None
 ) -> str:
-    """Changes whenever the generated text could change: with `reads` (the item fields the
-    post templates read) a change to any other field, such as the body, does not count."""
-    item = entry.item
-    if reads is None:
-        what = item.content_hash
-    else:
-        what = repr(
-            (tuple(getattr(item, name, None) for name in reads), item.social_override(platform.id))
-        )
+    """Changes whenever the generated text could change."""
+    what = source_hash(entry.item, platform, reads)
     parts = (base, repr(platform), what, entry.url, entry.published.isoformat())
     return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
 

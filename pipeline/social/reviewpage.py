@@ -234,19 +234,17 @@ def month_label(month: str, config: Config) -> str:
     return format_date(datetime(year, number, 1).date(), format="MMMM y", locale=templates.LOCALE)
 
 
-def _template_bytes(config: Config, name: str) -> bytes:
-    for directory in templates.template_dirs(config.templates_dir):
-        page = directory / "social" / name
-        if page.is_file():
-            return page.read_bytes()
-    return b""
-
-
 def _base_hash(config: Config, code: str) -> hashlib.blake2b:
+    """Settings, code and every review-page template (`social/*.html`, the included ones
+    too; the first folder that has a name wins, as in the template loader)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(repr((config.site, tuple(config.social.values()), code)).encode())
-    for name in ("_basis.html", "index.html", "maand.html"):
-        h.update(_template_bytes(config, name))
+    seen: set[str] = set()
+    for directory in templates.template_dirs(config.templates_dir):
+        for page in sorted((directory / "social").glob("*.html")):
+            if page.name not in seen and page.is_file():
+                seen.add(page.name)
+                h.update(page.name.encode() + b"\0" + page.read_bytes())
     return h
 
 
