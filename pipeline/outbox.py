@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from pipeline.errors import KrimppostError, Problem
@@ -29,7 +29,7 @@ class Outbox:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._root_text = str(root)
-        self._staged: list[tuple[str, str]] = []
+        self._staged: list[tuple[str, ...]] = []
         self._made_dirs: set[str] = set()
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
@@ -42,16 +42,20 @@ class Outbox:
         self._writer = ThreadPoolExecutor(threads)
         try:
             yield self
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error in hand is the one to report
+                self.flush()
+            raise
+        else:
+            self.flush()
         finally:
             writer, self._writer = self._writer, None
-            try:
-                self.flush()
-            finally:
-                writer.shutdown()
+            writer.shutdown()
 
     def flush(self) -> None:
-        """Wait for the temp files being written; raises the first error."""
+        """Wait for every temp file being written; then raise the first error."""
         writes, self._writes = self._writes, []
+        wait(writes)
         for write in writes:
             write.result()
 
@@ -94,9 +98,11 @@ class Outbox:
                 if name.startswith(TEMP_PREFIX):
                     Path(dirpath, name).unlink(missing_ok=True)
 
-    def stage(self, relative: str, data: bytes) -> tuple[str, str]:
+    def stage(self, relative: str, data: bytes, expect: str | None = None) -> tuple[str, str]:
+        """Stage a file for `commit`; with `expect` (the digest of the bytes it replaces) the
+        rename is skipped when the target changed meanwhile, e.g. saved by hand."""
         staged = self.stage_file(relative, data)
-        self._staged.append(staged)
+        self._staged.append(staged if expect is None else (*staged, expect))
         return staged
 
     def stage_file(self, relative: str, data: bytes) -> tuple[str, str]:
@@ -112,13 +118,13 @@ class Outbox:
             fh.write(data)
         return temp, target
 
-    def take_staged(self) -> list[tuple[str, str]]:
+    def take_staged(self) -> list[tuple[str, ...]]:
         """Hand over what this (worker's) outbox staged, for another to `adopt` and commit."""
         self.flush()
         staged, self._staged = self._staged, []
         return staged
 
-    def adopt(self, staged: list[tuple[str, str]]) -> None:
+    def adopt(self, staged: list[tuple[str, ...]]) -> None:
         """Take over files staged by worker processes, to commit them with ours."""
         self._staged.extend(staged)
 
@@ -150,8 +156,8 @@ class Outbox:
         for start, end in itertools.pairwise(bounds):
             batch = self._staged[start:end]
             if len(batch) < _PARALLEL_RENAMES:
-                for temp, target in batch:
-                    os.replace(temp, target)
+                for staged in batch:
+                    _replace(staged)
             else:
                 # Renames into many folders wait on the disk: a few threads overlap them.
                 with ThreadPoolExecutor(4) as pool:
@@ -167,7 +173,7 @@ class Outbox:
     def discard(self) -> None:
         with contextlib.suppress(Exception):
             self.flush()
-        for temp, _ in self._staged:
+        for temp, *_ in self._staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
         self._staged = []
@@ -193,8 +199,19 @@ class Outbox:
 _PARALLEL_RENAMES = 256
 
 
-def _replace(staged: tuple[str, str]) -> None:
-    os.replace(*staged)
+def _replace(staged: tuple[str, ...]) -> None:
+    temp, target, *expect = staged
+    if expect:
+        try:
+            with open(target, "rb") as fh:
+                current = digest(fh.read())
+        except FileNotFoundError:
+            current = None
+        if current != expect[0]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)  # an edit saved since it was read wins
+            return
+    os.replace(temp, target)
 
 
 def _write_temp(temp: str, data: bytes) -> None:

@@ -422,6 +422,21 @@ def test_a_file_saved_during_the_run_is_not_replaced(item_project: Project) -> N
     assert body(draft_file(item_project, f"{ITEM_ID}/x")) == "Net opgeslagen"
 
 
+def test_a_file_saved_between_staging_and_commit_is_not_replaced(item_project: Project) -> None:
+    """The rename at commit time checks the bytes again: a save in that gap wins too."""
+    sync(item_project)
+    config = load_config(item_project.root)
+    outbox = Outbox(config.outbox_dir)
+    stored = read_stored(outbox, f"{ITEM_ID}/x")
+    assert stored is not None and stored.draft is not None
+    changed = replace(stored.draft, text="Van de pijplijn")
+    assert write_if_unchanged(outbox, changed, stored.digest)  # staged, not yet in place
+    edit_body(draft_file(item_project, f"{ITEM_ID}/x"), "Net opgeslagen")
+    outbox.commit()
+    assert body(draft_file(item_project, f"{ITEM_ID}/x")) == "Net opgeslagen"
+    assert not list(draft_file(item_project, f"{ITEM_ID}/x").parent.glob(".krimppost-tmp-*"))
+
+
 def test_crlf_bom_and_trailing_newlines_are_not_an_edit(item_project: Project) -> None:
     sync(item_project)
     path = draft_file(item_project, f"{ITEM_ID}/x")

@@ -245,7 +245,11 @@ def build(
                     ),
                 )
                 previous = state.outputs()
-                changed = _write(config, outbox, outputs, previous, report, progress)
+                # Never a pool beside the social process: forking while its executor's
+                # thread runs is what fork cannot do safely.
+                changed = _write(
+                    config, outbox, outputs, previous, report, progress, social_alongside is None
+                )
                 # Write-ahead: the store learns of every new path before it appears in the outbox,
                 # so a file left by a build killed before its end is still removed when stale.
                 with state.transaction():
@@ -265,6 +269,10 @@ def build(
                 # Social drafts for the live entries; comms edits are never overwritten.
                 if social_alongside is not None:
                     social = social_alongside.result()
+                    if social.deferred is not None:
+                        from pipeline.social.reviewpage import commit_pages
+
+                        commit_pages(outbox, *social.deferred)
                 else:
                     social = sync_drafts(config, publication.entries, now)
             finally:
@@ -312,7 +320,8 @@ def _sync_social() -> SocialReport:
     from pipeline.social.drafts import sync_drafts
 
     assert _social is not None
-    return sync_drafts(*_social)
+    # Its review pages come back to be written after the site pages they link to.
+    return sync_drafts(*_social, defer_pages=True)
 
 
 class _SocialAlongside:
@@ -418,6 +427,7 @@ def _write(
     previous: dict[str, tuple[str, str]],
     report: BuildReport,
     progress: Progress | None,
+    parallel: bool = True,
 ) -> dict[str, tuple[str, str]]:
     """Render and stage every output whose key changed; commit in stage order."""
     jobs = []
@@ -432,7 +442,7 @@ def _write(
     workers = cpu_count(config.build.workers)
     results: list[tuple[str, str, str, tuple[str, str] | None]] = []
     try:
-        if workers > 1 and len(jobs) >= _PARALLEL_THRESHOLD:
+        if parallel and workers > 1 and len(jobs) >= _PARALLEL_THRESHOLD:
             size = max(20, len(jobs) // (workers * 8))
             bounds = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
             with pool(workers, _set_jobs, (jobs, outbox, previous)) as executor:

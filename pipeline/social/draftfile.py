@@ -175,7 +175,10 @@ _INT = regex.compile(r"-?(?:0|[1-9][0-9]*)")
 _ESCAPE = regex.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]')
 _AWKWARD = regex.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]|\\\\[bf/]")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
-_QUOTED = regex.compile(r'"(?:[^"\\\x00-\x1f]|\\["\\tnr]|\\u(?![dD][89abAB])[0-9a-fA-F]{4})*"')
+_QUOTED = regex.compile(
+    r'"(?:[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]'
+    r'|\\["\\tnr]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*"'
+)
 _LINE = regex.compile(r"([a-z_][a-z0-9_]*): (.+)")
 
 
@@ -234,7 +237,10 @@ def _yaml(meta: dict[Any, Any]) -> str:
     # After a keep-chomped block (`|+`) PyYAML ends the document with a `...` line, which would
     # close the front matter early; the next line ends the block just as well. (An indented
     # `...` is the block's own last line.)
-    return text[:-4] if text.endswith("\n...\n") else text
+    text = text[:-4] if text.endswith("\n...\n") else text
+    # A value ending in a line separator PyYAML does not end with a newline: the next key
+    # would join its last line.
+    return text if text.endswith("\n") else text + "\n"
 
 
 def dump_meta(meta: dict[str, Any], extra: dict[Any, Any]) -> str:
@@ -379,6 +385,7 @@ def read_stored(outbox: Outbox, draft_id: str) -> Stored | None:
     path = outbox.text_path(draft_path(draft_id))  # a string: this runs per draft
     try:
         with open(path, "rb") as fh:
+            before = os.fstat(fh.fileno())
             raw = fh.read()
             st = os.fstat(fh.fileno())
     except FileNotFoundError:
@@ -386,7 +393,16 @@ def read_stored(outbox: Outbox, draft_id: str) -> Stored | None:
     except OSError as exc:
         problem = Problem(display_path(draft_path(draft_id)), None, f"kan niet lezen: {exc}")
         return Stored(draft_id, None, None, problem)
-    signature = [st.st_mtime_ns, st.st_size, st.st_ino] if st.st_size == len(raw) else None
+    # Saved while we read: no signature, so the index never vouches for these bytes.
+    same = (
+        (before.st_mtime_ns, before.st_size)
+        == (st.st_mtime_ns, st.st_size)
+        == (
+            st.st_mtime_ns,
+            len(raw),
+        )
+    )
+    signature = [st.st_mtime_ns, st.st_size, st.st_ino] if same else None
     try:
         return Stored(draft_id, digest(raw), parse_draft(raw, draft_id), None, signature)
     except DraftError as exc:
@@ -413,7 +429,7 @@ def write_if_unchanged(
     if data != current:
         # Staged, not written: the caller commits all drafts with one sync (25,000 drafts
         # fsync'ed one by one cost a minute on a cold build).
-        outbox.stage(draft.path, data)
+        outbox.stage(draft.path, data, expect=expected)
     if digests is not None:
         digests[draft.id] = digest(data)
     return True

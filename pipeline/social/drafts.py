@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,13 @@ from pipeline.social.draftfile import (
     write_if_unchanged,
 )
 from pipeline.social.reviewpage import (
-    INDEX,
     PLATFORM_LABELS,
     WITHDRAWN_GONE,
     FolderInfo,
+    Page,
     Pages,
     by_month,
+    commit_pages,
     folder_info,
     month_path,
     stale_month_pages,
@@ -160,7 +161,9 @@ def reconcile(
             )
         )
         outcome = "returned"
-    if new_hash != draft.latest_hash or item_hash != draft.item_hash:
+    # Drafts made before item_hash left out the body carry the content hash: as good a match.
+    item_changed = draft.item_hash not in (item_hash, item.content_hash)
+    if new_hash != draft.latest_hash or item_changed:
         if draft.status == "pending" and not draft.edited:
             if new_hash != draft.generated_hash:
                 draft = replace(
@@ -333,6 +336,8 @@ class SocialReport:
     reopened: int = 0  # approved, then edited: back in review
     returned: int = 0  # item back online
     problems: tuple[Problem, ...] = ()
+    # With `defer_pages`: (month pages, index page or None, month pages to delete).
+    deferred: tuple[list[Page], bytes | None, list[str]] | None = None
 
     def summary(self) -> str:
         extra = ""
@@ -492,7 +497,7 @@ class _Sync:
         result.info = folder_info(s.draft for s in current.values() if s.draft is not None)
         return result, [s.draft for s in current.values() if s.draft is not None]
 
-    def month(self, work: MonthWork) -> tuple[list[FolderResult], list[tuple[str, str]]]:
+    def month(self, work: MonthWork) -> tuple[list[FolderResult], list[Any], Page | None]:
         """Sync the changed folders of one month, then render its review page if what it
         shows changed (from the drafts in hand, reading only the folders left alone)."""
         results = []
@@ -509,9 +514,11 @@ class _Sync:
         infos.update((r.folder, r.info) for r in results)
         folders = sorted(f for f, info in infos.items() if info.drafts)
         page = self.pages.month_if_changed(outbox, work.month, folders, infos, self.moment, drafts)
-        if page is not None:
-            outbox.stage(month_path(work.month), page)
-        return results, outbox.take_staged()
+        return (
+            results,
+            outbox.take_staged(),
+            None if page is None else (month_path(work.month), page),
+        )
 
     def _next(
         self,
@@ -538,8 +545,9 @@ class _Sync:
             result.problems.extend(_project_relative(p, self.config) for p in exc.problems)
             result.unsettled = True
             return None
-        item_hash = source_hash(entry.item, platform, self.reads)
-        return reconcile(existing, generated, entry, platform, self.when, key, item_hash)
+        return reconcile(
+            existing, generated, entry, platform, self.when, key, item_hash_of(entry.item)
+        )
 
 
 @dataclass(frozen=True)
@@ -561,14 +569,18 @@ def _set_work(sync: _Sync, works: list[MonthWork]) -> None:
     _work = (sync, works)
 
 
-def _sync_month(index: int) -> tuple[list[FolderResult], list[tuple[str, str]]]:
+def _sync_month(index: int) -> tuple[list[FolderResult], list[Any], Page | None]:
     assert _work is not None
     sync, works = _work
     return sync.month(works[index])
 
 
-def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> SocialReport:
-    """Bring outbox/social/ in line with the live entries; update the review pages.
+def sync_drafts(
+    config: Config, entries: Sequence[Entry], now: datetime, *, defer_pages: bool = False
+) -> SocialReport:
+    """Bring outbox/social/ in line with the live entries; update the review pages (with
+    `defer_pages`, return them in `report.deferred` for the caller to `commit_pages` once the
+    site pages they link to are in place).
 
     Call with the build lock held (the build does); review commands take the same lock.
 
@@ -642,9 +654,12 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
             done = list(executor.map(_sync_month, range(len(works))))
     else:
         done = [sync.month(w) for w in works]
-    for month_results, staged in done:
+    month_pages: list[Page] = []
+    for month_results, staged, page in done:
         results.extend(month_results)
         outbox.adopt(staged)
+        if page is not None:
+            month_pages.append(page)
     problems: list[Problem] = []
     for result in results:
         for outcome, n in result.outcomes.items():
@@ -661,11 +676,13 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
     infos = {folder: _info_of(record) for folder, record in clean.items()}
     infos.update((r.folder, r.info) for r in results)
     months_now = by_month(config, infos)
+    _commit(outbox)  # the drafts: before the pages that show them
     index_page = sync.pages.index_if_changed(outbox, infos, months_now, report.problems, moment)
-    if index_page is not None:
-        outbox.stage(INDEX, index_page)
-    _commit(outbox)
-    outbox.remove(stale_month_pages(outbox, months_now))
+    deferred = (month_pages, index_page, stale_month_pages(outbox, months_now))
+    if defer_pages:
+        report.deferred = deferred
+    else:
+        commit_pages(outbox, *deferred)
 
     folders_now = dict(clean)
     for result in results:
@@ -852,12 +869,27 @@ def _base_key(config: Config, composer: Composer) -> str:
 
 
 def source_hash(item: Item, platform: SocialPlatform, reads: tuple[str, ...] | None) -> str:
-    """What of the item a post is made from: with `reads` (the item fields the post
-    templates read) a change to any other field, such as the body, does not count."""
+    """What of the item the generated text may depend on: with `reads` (the item fields the
+    post templates read) a change to any other field, such as the body, does not count."""
     if reads is None:
         return item.content_hash
     what = (tuple(getattr(item, name, None) for name in reads), item.social_override(platform.id))
     return hashlib.sha256(repr(what).encode()).hexdigest()
+
+
+# An item's fields but the body and bookkeeping: `item_hash` of a draft, which makes a
+# reviewed draft stale when it changes. Fixed, so that a template reading one more field
+# does not make every approved draft stale.
+_ITEM_FIELDS = tuple(
+    f.name
+    for f in fields(Item)
+    if f.name not in ("html_utf8", "lines", "content_hash", "source", "assets")
+)
+
+
+def item_hash_of(item: Item) -> str:
+    what = tuple(getattr(item, name) for name in _ITEM_FIELDS)
+    return "f:" + hashlib.sha256(repr(what).encode()).hexdigest()
 
 
 def generator_key(

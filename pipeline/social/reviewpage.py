@@ -35,6 +35,7 @@ from pipeline.social.draftfile import (
 )
 
 INDEX = f"{DRAFT_DIR}/index.html"
+Page = tuple[str, bytes]  # outbox path and bytes of a review page
 MONTH_DIR = f"{DRAFT_DIR}/maanden"
 STATUS_LABELS: dict[str, str] = {
     "pending": "te beoordelen",
@@ -404,11 +405,22 @@ def write_pages(
     """Bring every review page up to date, reading drafts from the files."""
     pages = Pages(config, code)
     months = by_month(config, infos)
+    month_pages: list[Page] = []
     for month, folders in months.items():
         data = pages.month_if_changed(outbox, month, folders, infos, now)
         if data is not None:
-            outbox.stage(month_path(month), data)
+            month_pages.append((month_path(month), data))
     index = pages.index_if_changed(outbox, infos, months, problems, now)
+    commit_pages(outbox, month_pages, index, stale_month_pages(outbox, months))
+
+
+def commit_pages(
+    outbox: Outbox, month_pages: Sequence[Page], index: bytes | None, stale: Sequence[str]
+) -> None:
+    """Month pages, then the index that links to them, then the months no longer shown."""
+    for path, data in month_pages:
+        outbox.stage(path, data)
+    outbox.barrier()
     if index is not None:
         outbox.stage(INDEX, index)
     try:
@@ -416,4 +428,4 @@ def write_pages(
     except BaseException:
         outbox.discard()
         raise
-    outbox.remove(stale_month_pages(outbox, months))
+    outbox.remove(list(stale))
