@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -45,16 +46,20 @@ def fingerprint(dirs: list[Path]) -> str:
 
 def dutch_date(moment: datetime, tz: ZoneInfo) -> str:
     """27 november 2026"""
-    from babel.dates import format_date
-
-    return format_date(moment.astimezone(tz).date(), format="d MMMM y", locale=LOCALE)
+    return _formatted_date(moment.astimezone(tz).date(), "d MMMM y")
 
 
 def dutch_weekday_date(moment: datetime, tz: ZoneInfo) -> str:
     """vrijdag 27 november 2026"""
+    return _formatted_date(moment.astimezone(tz).date(), "EEEE d MMMM y")
+
+
+@functools.lru_cache(maxsize=8192)
+def _formatted_date(day: date, pattern: str) -> str:
+    # Every listing shows the same few thousand dates: Babel formats each once.
     from babel.dates import format_date
 
-    return format_date(moment.astimezone(tz).date(), format="EEEE d MMMM y", locale=LOCALE)
+    return format_date(day, format=pattern, locale=LOCALE)
 
 
 def dutch_time(moment: datetime, tz: ZoneInfo) -> str:
@@ -131,6 +136,9 @@ def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # A run is short and its templates do not change under it (their fingerprint is in
+        # every key): no stat of every template on every render.
+        auto_reload=False,
     )
     env.filters["datum"] = lambda m: dutch_date(m, tz)
     env.filters["dag_datum"] = lambda m: dutch_weekday_date(m, tz)
