@@ -405,6 +405,7 @@ class _Sync:
         self.moment = moment
         self.when = stamp(moment, config)
         self.pages = Pages(config, _CODE)
+        self.defer_pages = False  # month pages returned as bytes, not staged
         self.composer = Composer(config)
         self.base_key = _base_key(config, self.composer)
         self.enabled = [p for p in config.social.values() if p.enabled]
@@ -497,7 +498,9 @@ class _Sync:
         result.info = folder_info(s.draft for s in current.values() if s.draft is not None)
         return result, [s.draft for s in current.values() if s.draft is not None]
 
-    def month(self, work: MonthWork) -> tuple[list[FolderResult], list[Any], Page | None]:
+    def month(
+        self, work: MonthWork
+    ) -> tuple[list[FolderResult], list[Any], Page | None, tuple[str, str] | None]:
         """Sync the changed folders of one month, then render its review page if what it
         shows changed (from the drafts in hand, reading only the folders left alone)."""
         results = []
@@ -514,11 +517,13 @@ class _Sync:
         infos.update((r.folder, r.info) for r in results)
         folders = sorted(f for f, info in infos.items() if info.drafts)
         page = self.pages.month_if_changed(outbox, work.month, folders, infos, self.moment, drafts)
-        return (
-            results,
-            outbox.take_staged(),
-            None if page is None else (month_path(work.month), page),
-        )
+        if page is None:
+            return results, outbox.take_staged(), None, None
+        path = month_path(work.month)
+        if self.defer_pages:
+            return results, outbox.take_staged(), (path, page), None
+        # Written here, not sent back: the pages of a cold build are 20 MB.
+        return results, outbox.take_staged(), None, outbox.stage_file(path, page)
 
     def _next(
         self,
@@ -569,7 +574,9 @@ def _set_work(sync: _Sync, works: list[MonthWork]) -> None:
     _work = (sync, works)
 
 
-def _sync_month(index: int) -> tuple[list[FolderResult], list[Any], Page | None]:
+def _sync_month(
+    index: int,
+) -> tuple[list[FolderResult], list[Any], Page | None, tuple[str, str] | None]:
     assert _work is not None
     sync, works = _work
     return sync.month(works[index])
@@ -595,6 +602,7 @@ def sync_drafts(
     """
     moment = _moment(now, config)
     sync = _Sync(config, moment)
+    sync.defer_pages = defer_pages
     outbox = Outbox(config.outbox_dir)
     report = SocialReport()
     index = SyncIndex.for_config(config)
@@ -655,11 +663,14 @@ def sync_drafts(
     else:
         done = [sync.month(w) for w in works]
     month_pages: list[Page] = []
-    for month_results, staged, page in done:
+    month_staged: list[tuple[str, str]] = []
+    for month_results, staged, page, staged_page in done:
         results.extend(month_results)
         outbox.adopt(staged)
         if page is not None:
             month_pages.append(page)
+        if staged_page is not None:
+            month_staged.append(staged_page)
     problems: list[Problem] = []
     for result in results:
         for outcome, n in result.outcomes.items():
@@ -682,7 +693,7 @@ def sync_drafts(
     if defer_pages:
         report.deferred = deferred
     else:
-        commit_pages(outbox, *deferred)
+        commit_pages(outbox, *deferred, staged=month_staged)
 
     folders_now = dict(clean)
     for result in results:

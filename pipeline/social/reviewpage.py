@@ -415,9 +415,16 @@ def write_pages(
 
 
 def commit_pages(
-    outbox: Outbox, month_pages: Sequence[Page], index: bytes | None, stale: Sequence[str]
+    outbox: Outbox,
+    month_pages: Sequence[Page],
+    index: bytes | None,
+    stale: Sequence[str],
+    staged: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """Month pages, then the index that links to them, then the months no longer shown."""
+    """Month pages (as bytes, or `staged` by workers), then the index that links to them,
+    then the months no longer shown."""
+    outbox.barrier()  # after whatever the caller staged before
+    outbox.adopt(list(staged))
     for path, data in month_pages:
         outbox.stage(path, data)
     outbox.barrier()
