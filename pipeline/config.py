@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -552,6 +552,10 @@ class Config:
     @property
     def outbox_dir(self) -> Path:
         return self.root / "outbox"
+
+    def moment(self, now: datetime) -> datetime:
+        """A moment without an offset (`--now 2026-11-27T10:00`) is in the site time zone."""
+        return now if now.tzinfo else now.replace(tzinfo=self.site.tz)
 
     def path(self, relative: str) -> Path:
         """A configured path, relative to the project root unless absolute."""

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.commands.check import site_moment
 from pipeline.config import Config, file_problems, load_config
 from pipeline.content.reader import asset_url, read_content
 from pipeline.errors import Problem
@@ -189,7 +188,7 @@ def build(
     started_wall = time.perf_counter()
     started = datetime.now(UTC)
     config = load_config(root)
-    now = site_moment(now, config)
+    now = config.moment(now)
     state_path = config.path(config.state.path)
     with BuildLock(state_path, lock_timeout):
         dirs = templates.template_dirs(config.templates_dir)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.config import Config, file_problems, load_config
+from pipeline.config import file_problems, load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import ContentSet, read_content
 from pipeline.errors import Problem
@@ -36,14 +36,9 @@ class CheckReport:
 def check(root: Path, now: datetime) -> CheckReport:
     config = load_config(root)
     content = read_content(config)
-    now = site_moment(now, config)
+    now = config.moment(now)
     counts = {state: len(items) for state, items in content.by_state(now).items()}
     from pipeline.social.drafts import override_problems
 
     problems = (*file_problems(config), *override_problems(config, content.items))
     return CheckReport(content, counts, tuple(problems))
-
-
-def site_moment(moment: datetime, config: Config) -> datetime:
-    """A `--now` without offset is in the site time zone."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=config.site.tz)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.commands.check import site_moment
 from pipeline.config import Config, ConfigError, load_config, newsletter_problems
 from pipeline.content.model import item_to_json
 from pipeline.content.reader import read_content
@@ -170,7 +169,7 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
     config = load_config(root)
     if problems := newsletter_problems(config):
         raise ConfigError(problems)
-    now = site_moment(now, config)
+    now = config.moment(now)
     state_path = config.path(config.state.path)
     with BuildLock(state_path, 60):
         content = read_content(config)

@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.commands.check import site_moment
 from pipeline.config import load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import read_content
@@ -60,7 +59,7 @@ class Status:
 
 def status(root: Path, now: datetime) -> Status:
     config = load_config(root)
-    now = site_moment(now, config)
+    now = config.moment(now)
     paths = ServicePaths.of(config)
     content = read_content(config)
     embargoed = sorted(

@@ -352,12 +352,8 @@ class SocialReport:
         )
 
 
-def _moment(now: datetime, config: Config) -> datetime:
-    return now if now.tzinfo else now.replace(tzinfo=config.site.tz)
-
-
 def stamp(now: datetime, config: Config) -> str:
-    return _moment(now, config).astimezone(config.site.tz).isoformat(timespec="seconds")
+    return config.moment(now).astimezone(config.site.tz).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -600,7 +596,7 @@ def sync_drafts(
     item) sends the folder through the full rules. The work is done per month of publication,
     as the review pages are split: a month's page is rendered right after its folders.
     """
-    moment = _moment(now, config)
+    moment = config.moment(now)
     sync = _Sync(config, moment)
     sync.defer_pages = defer_pages
     outbox = Outbox(config.outbox_dir)
@@ -734,7 +730,7 @@ def refresh_review_page(config: Config, now: datetime) -> None:
         found = read_folder(outbox, folder)
         problems.extend(s.problem for s in found.values() if s.problem is not None)
         infos[folder] = folder_info(s.draft for s in found.values() if s.draft is not None)
-    write_pages(config, outbox, infos, problems, _moment(now, config), _CODE)
+    write_pages(config, outbox, infos, problems, config.moment(now), _CODE)
 
 
 def load_all(config: Config) -> tuple[list[Draft], list[Problem]]:

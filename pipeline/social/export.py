@@ -115,10 +115,6 @@ def suggested_time(
     return moment + timedelta(minutes=offset_minutes(config, platform_id))
 
 
-def _moment(now: datetime, config: Config) -> datetime:
-    return now if now.tzinfo else now.replace(tzinfo=config.site.tz)
-
-
 def select(
     config: Config, now: datetime, platform: str | None = None, include_all: bool = False
 ) -> tuple[list[tuple[Stored, Draft]], list[Problem]]:
@@ -257,7 +253,7 @@ def export(
     """
     if fmt not in FORMATS:
         raise UsageError(f"onbekend formaat {fmt!r}; kies uit: {', '.join(FORMATS)}")
-    moment = _moment(now, config)
+    moment = config.moment(now)
     with locked(config):
         chosen, problems = select(config, moment, platform, include_all)
         rows = [row_for(config, draft, moment) for _, draft in chosen]

@@ -57,10 +57,6 @@ _PAGE_KEY = regex.compile(rb'<meta name="krimppost-sleutel" content="([0-9a-f]+)
 _MONTH = regex.compile(r"^\d{4}-\d{2}$")
 
 
-def moment_of(now: datetime, config: Config) -> datetime:
-    return now if now.tzinfo else now.replace(tzinfo=config.site.tz)
-
-
 # One draft as comms staff see it ----------------------------------------------------------
 
 
@@ -100,7 +96,7 @@ def _not_live_yet(published: str | None, now: datetime) -> bool:
 
 
 def view(config: Config, draft: Draft, now: datetime) -> DraftView:
-    now = moment_of(now, config)
+    now = config.moment(now)
     reviewed = in_review(draft)
     platform = config.social.get(draft.platform)
     limit = platform.limit if platform else draft.limit
