@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from pipeline.config import Config, file_problems, load_config
 from pipeline.content.reader import asset_url, read_content
 from pipeline.errors import Problem
+from pipeline.fingerprints import code_fingerprint
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry, Publication, decide
 from pipeline.render import calendar, feeds, templates
@@ -56,13 +57,6 @@ class BuildReport:
             f"{len(self.written)} bestanden geschreven, {len(self.removed)} verwijderd, "
             f"{self.unchanged} ongewijzigd{social}; {len(self.problems)} fouten; {self.seconds:.2f} s"
         )
-
-
-def _code_fingerprint() -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for source in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
-        h.update(source.read_bytes())
-    return h.hexdigest()
 
 
 def feed_outputs(
@@ -168,7 +162,7 @@ def podcast_image_output(config: Config) -> list[Output]:
 
 
 def site_fingerprint(config: Config, dirs: list[Path]) -> str:
-    return key_of(templates.fingerprint(dirs), config.fingerprint, _code_fingerprint())
+    return key_of(templates.fingerprint(dirs), config.fingerprint, code_fingerprint())
 
 
 def issue_links(config: Config, state: StateStore) -> tuple[IssueLink, ...]:

@@ -23,20 +23,13 @@ from pipeline.content import fields, frontmatter
 from pipeline.content.cache import RenderCache
 from pipeline.content.model import ASSET_PREFIX, Attachment, Audio, Event, Item, ItemState
 from pipeline.errors import Problem
+from pipeline.fingerprints import code_fingerprint
 from pipeline.workers import cpu_count, pool
 
 CONTENT_DIR = "content"
 
 
-def _code_fingerprint() -> str:
-    """Cached parse results are only valid for the code that made them."""
-    digest = hashlib.blake2b(digest_size=8)
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()
-
-
-PARSER_VERSION = _code_fingerprint()
+PARSER_VERSION = code_fingerprint("content")  # cached parse results follow the code
 _POOL_THRESHOLD = 64  # below this many uncached files a pool costs more than it saves
 
 

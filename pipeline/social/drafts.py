@@ -39,6 +39,7 @@ import regex
 from pipeline.config import Config, SocialPlatform
 from pipeline.content.model import SOCIAL_PLATFORMS, Item
 from pipeline.errors import KrimppostError, Problem
+from pipeline.fingerprints import code_fingerprint
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry
 from pipeline.render import templates
@@ -79,14 +80,7 @@ WITHDRAWN_SOCIAL_OFF = "het item heeft 'social: false'"
 WITHDRAWN_PLATFORM_OFF = "dit platform staat uit in config.toml"
 
 
-def _code_fingerprint() -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(source.read_bytes())
-    return h.hexdigest()
-
-
-_CODE = _code_fingerprint()  # drafts' generator keys and the page keys follow the code
+_CODE = code_fingerprint("social")  # drafts' generator keys and the page keys follow the code
 
 
 # Status rules ---------------------------------------------------------------------------
