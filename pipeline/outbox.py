@@ -80,15 +80,14 @@ class Outbox:
 
     def temp_path(self, relative: str) -> str:
         """Where `stage` puts the temp file of `relative` (this process's)."""
-        directory, name = os.path.split(self.text_path(relative))
-        return os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{name}")
+        return _temp_beside(self.text_path(relative))
 
     def _temp_for(self, target: str) -> str:
-        directory, name = os.path.split(target)
+        directory = os.path.dirname(target)
         if directory not in self._made_dirs:
             os.makedirs(directory, exist_ok=True)
             self._made_dirs.add(directory)
-        return os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{name}")
+        return _temp_beside(target)
 
     def sweep_temp_files(self) -> None:
         if not self.root.exists():
@@ -109,8 +108,7 @@ class Outbox:
         """Write a temp file beside the target without recording it; `adopt` it to commit."""
         target = self.text_path(relative)
         if self._writer is not None:
-            directory, name = os.path.split(target)
-            temp = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{name}")
+            temp = _temp_beside(target)  # its folder is made by the writer if need be
             self._writes.append(self._writer.submit(_write_temp, temp, data))
             return temp, target
         temp = self._temp_for(target)
@@ -197,6 +195,11 @@ class Outbox:
 
 
 _PARALLEL_RENAMES = 256
+
+
+def _temp_beside(target: str) -> str:
+    directory, name = os.path.split(target)
+    return os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{name}")
 
 
 def _replace(staged: tuple[str, ...]) -> None:
