@@ -24,9 +24,10 @@ from pipeline.content.reader import ContentSet, read_content
 from pipeline.outbox import Outbox
 from pipeline.publish import Entry, decide
 from pipeline.social import review
+from pipeline.social.compose import Composer, hashtag, override_problems
 from pipeline.social.counting import length
 from pipeline.social.draftfile import parse_draft, read_stored, text_hash, write_if_unchanged
-from pipeline.social.drafts import Composer, hashtag, override_problems, sync_drafts
+from pipeline.social.drafts import sync_drafts
 from pipeline.state import StateStore
 
 ENABLED = ("x", "linkedin", "mastodon", "bluesky")  # threads is off in the sample config

@@ -194,7 +194,8 @@ def build(
                 report = BuildReport(Publication(entries=()), (), skipped=True)
                 report.seconds = time.perf_counter() - started_wall
                 return report
-        from pipeline.social.drafts import override_problems, sync_drafts
+        from pipeline.social.compose import override_problems
+        from pipeline.social.drafts import sync_drafts
 
         content = read_content(config)
         with StateStore(state_path) as state:

@@ -38,7 +38,7 @@ def check(root: Path, now: datetime) -> CheckReport:
     content = read_content(config)
     now = config.moment(now)
     counts = {state: len(items) for state, items in content.by_state(now).items()}
-    from pipeline.social.drafts import override_problems
+    from pipeline.social.compose import override_problems
 
     problems = (*file_problems(config), *override_problems(config, content.items))
     return CheckReport(content, counts, tuple(problems))
