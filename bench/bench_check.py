@@ -58,7 +58,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 def check_run(root: Path, env: dict[str, str], cold: bool) -> tuple[float, dict[str, float]]:
     """One `krimppost check` under bench/rusage.py: (wall seconds, peak RSS figures)."""
     if cold:
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".pickle"):
             Path(f"{root / CACHE}{suffix}").unlink(missing_ok=True)
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         wall, stdout = timed(check_command(root, out.name), env)
@@ -134,7 +134,7 @@ def main() -> None:
     prefix = f"PYTHONPATH={shlex.quote(env['PYTHONPATH'])} "
     commands = {
         "reference": prefix + shlex.join(ref_cmd),
-        "cold": f"rm -f {root / CACHE}{{,-wal,-shm}} && " + prefix + shlex.join(check_command(root, "RSS.json")),
+        "cold": f"rm -f {root / CACHE}{{,-wal,-shm,.pickle}} && " + prefix + shlex.join(check_command(root, "RSS.json")),
         "warm": prefix + shlex.join(check_command(root, "RSS.json")),
     }  # fmt: skip
     info = {

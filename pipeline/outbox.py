@@ -73,6 +73,8 @@ class Outbox:
             or "" in parts[:-1]
         ):
             raise KrimppostError([Problem(relative, None, "uitvoerpad buiten outbox/ geweigerd")])
+        if os.sep == "/":  # already a clean POSIX path: no join per file
+            return f"{self._root_text}/{relative}"
         return os.path.join(self._root_text, *parts)
 
     def exists(self, relative: str) -> bool:

@@ -13,7 +13,7 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any
@@ -43,6 +43,62 @@ def _trim() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).malloc_trim(0)
+
+
+@contextlib.contextmanager
+def long_lived() -> Iterator[None]:
+    """For loading data that lives as long as the run (5,000 cached items): the collector is
+    off while it loads and never visits it afterwards. Otherwise each of the collections the
+    new objects trigger walks the whole growing heap: 0.18 s of a 0.28 s load."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+class Forked:
+    """`function(*args)` run by a forked process while the caller goes on; `result()` is its
+    return value, or None when it failed or died. A bare process and a pipe, no executor
+    thread: the caller may fork again (a pool) while it runs."""
+
+    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
+        self._done = False
+        self._value: Any = None
+        context = get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_run_forked, args=(os.getpid(), send, function, args), daemon=True
+        )
+        self._process.start()
+        send.close()
+
+    def result(self) -> Any:
+        if not self._done:
+            self._done = True
+            try:
+                self._value = self._receive.recv()
+            except (EOFError, OSError):
+                pass
+            finally:
+                self._receive.close()
+                self._process.join()
+        return self._value
+
+
+def _run_forked(
+    parent: int, send: Any, function: Callable[..., Any], args: tuple[Any, ...]
+) -> None:
+    _start(parent, None, ())
+    try:
+        result = function(*args)
+    except Exception:
+        result = None
+    send.send(result)
+    send.close()
 
 
 class _Pool(ProcessPoolExecutor):

@@ -8,8 +8,6 @@ record items and outputs in the state store in one transaction.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import Config, file_problems, load_config
-from pipeline.content.reader import asset_url, read_content
+from pipeline.content.reader import ContentFiles, asset_url, read_content, scan_content
 from pipeline.errors import Problem
 from pipeline.fingerprints import code_fingerprint
 from pipeline.outbox import Outbox, digest
@@ -27,10 +25,10 @@ from pipeline.render import calendar, feeds, templates
 from pipeline.render.newsletter import web_path
 from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
 from pipeline.state import BuildLock, IssueStore, StateStore
-from pipeline.workers import cpu_count, pool
+from pipeline.workers import Forked, cpu_count, long_lived, pool
 
 if TYPE_CHECKING:
-    from pipeline.social.drafts import SocialReport
+    pass
 
 Progress = Callable[[int, int], None]
 
@@ -188,16 +186,20 @@ def build(
         dirs = templates.template_dirs(config.templates_dir)
         fp = site_fingerprint(config, dirs)
         with StateStore(state_path) as state:
-            inputs = _inputs_fingerprint(config, fp, IssueStore(state).summaries())
+            files = scan_content(config.root)
+            inputs = _inputs_fingerprint(fp, files, IssueStore(state).summaries())
             meta = state.build_meta()
             if _nothing_to_do(config, meta, inputs, now):
                 report = BuildReport(Publication(entries=()), (), skipped=True)
                 report.seconds = time.perf_counter() - started_wall
                 return report
         from pipeline.social.compose import override_problems
-        from pipeline.social.drafts import sync_drafts
+        from pipeline.social.drafts import scan_folders, sync_drafts
 
-        content = read_content(config)
+        # While this process reads the content, another checks the 20,000 draft files.
+        folder_scan = Forked(scan_folders, config)
+        with long_lived():
+            content = read_content(config, files=files)
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
             issues = issue_links(config, state)
@@ -209,11 +211,6 @@ def build(
             if dirty.exists():
                 outbox.sweep_temp_files()
             dirty.touch()
-            # A small change leaves the social drafts little to do but check 20,000 files:
-            # done by a second process while this one renders the site.
-            social_alongside = _social_alongside(
-                config, publication, now, site_unchanged=meta.get("site") == fp
-            )
             try:
                 site = Site(
                     config,
@@ -241,9 +238,7 @@ def build(
                 previous = state.outputs()
                 # Never a pool beside the social process: forking while its executor's
                 # thread runs is what fork cannot do safely.
-                changed = _write(
-                    config, outbox, outputs, previous, report, progress, social_alongside is None
-                )
+                changed = _write(config, outbox, outputs, previous, report, progress)
                 # Write-ahead: the store learns of every new path before it appears in the outbox,
                 # so a file left by a build killed before its end is still removed when stale.
                 with state.transaction():
@@ -261,17 +256,9 @@ def build(
                 # The rendering's data is done with: not to be carried into the social workers.
                 del outputs, site, previous, produced
                 # Social drafts for the live entries; comms edits are never overwritten.
-                if social_alongside is not None:
-                    social = social_alongside.result()
-                    if social.deferred is not None:
-                        from pipeline.social.reviewpage import commit_pages
-
-                        commit_pages(outbox, *social.deferred)
-                else:
-                    social = sync_drafts(config, publication.entries, now)
+                social = sync_drafts(config, publication.entries, now, scan=folder_scan.result())
             finally:
-                if social_alongside is not None:
-                    social_alongside.close()
+                folder_scan.result()  # reaped, whatever happened
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
             with state.transaction():
@@ -299,68 +286,12 @@ def build(
     return report
 
 
-# At most this many new, changed or withdrawn items let the social drafts sync alongside the
-# site; more means real generation work, which would compete with the site's workers.
-_SOCIAL_ALONGSIDE = 20
-_social: tuple[Config, tuple[Entry, ...], datetime] | None = None
-
-
-def _set_social(config: Config, entries: tuple[Entry, ...], now: datetime) -> None:
-    global _social  # the social process's inputs, handed over once by fork
-    _social = (config, entries, now)
-
-
-def _sync_social() -> SocialReport:
-    from pipeline.social.drafts import sync_drafts
-
-    assert _social is not None
-    # Its review pages come back to be written after the site pages they link to.
-    return sync_drafts(*_social, defer_pages=True)
-
-
-class _SocialAlongside:
-    """The social drafts synced by a forked process while the caller renders the site."""
-
-    def __init__(self, config: Config, entries: tuple[Entry, ...], now: datetime) -> None:
-        self.executor = pool(1, _set_social, (config, entries, now), tidy=False)
-        self.future = self.executor.submit(_sync_social)
-
-    def result(self) -> SocialReport:
-        try:
-            return self.future.result()  # type: ignore[return-value]
-        finally:
-            self.executor.shutdown()
-
-    def close(self) -> None:
-        """On an error elsewhere: let it finish its files (they are its own), then go."""
-        self.executor.shutdown(wait=True)
-
-
-def _social_alongside(
-    config: Config, publication: Publication, now: datetime, *, site_unchanged: bool
-) -> _SocialAlongside | None:
-    """Only when the site has little to render too (same templates, settings and code, few
-    changed items): a full re-render keeps both cores busy and wants the memory."""
-    changes = len(publication.new) + len(publication.changed) + len(publication.withdrawn)
-    if not site_unchanged or changes > _SOCIAL_ALONGSIDE or cpu_count(config.build.workers) < 2:
-        return None
-    return _SocialAlongside(config, publication.entries, now)
-
-
-def _inputs_fingerprint(config: Config, fp: str, issues: list[tuple[int, str, datetime]]) -> str:
+def _inputs_fingerprint(
+    fp: str, files: ContentFiles, issues: list[tuple[int, str, datetime]]
+) -> str:
     """Everything a build reads besides the clock: config, code, templates (in `fp`), every
     file under content/ by size and modification time, and the newsletter issues."""
-    h = hashlib.blake2b(fp.encode(), digest_size=16)
-    for dirpath, dirnames, filenames in os.walk(str(config.content_dir)):
-        dirnames.sort()
-        for name in sorted(filenames):
-            try:
-                st = os.stat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\n".encode())
-    h.update(repr(issues).encode())
-    return h.hexdigest()
+    return key_of(fp, files.signature, issues)
 
 
 def _next_change(content: object, publication: Publication, now: datetime) -> datetime:
@@ -421,7 +352,6 @@ def _write(
     previous: dict[str, tuple[str, str]],
     report: BuildReport,
     progress: Progress | None,
-    parallel: bool = True,
 ) -> dict[str, tuple[str, str]]:
     """Render and stage every output whose key changed; commit in stage order."""
     jobs = []
@@ -436,7 +366,7 @@ def _write(
     workers = cpu_count(config.build.workers)
     results: list[tuple[str, str, str, tuple[str, str] | None]] = []
     try:
-        if parallel and workers > 1 and len(jobs) >= _PARALLEL_THRESHOLD:
+        if workers > 1 and len(jobs) >= _PARALLEL_THRESHOLD:
             size = max(20, len(jobs) // (workers * 8))
             bounds = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
             with pool(workers, _set_jobs, (jobs, outbox, previous)) as executor:

@@ -12,7 +12,6 @@ import os
 import posixpath
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from urllib.parse import quote, urljoin
 
 from pipeline.config import Config
 from pipeline.content import fields, frontmatter
-from pipeline.content.cache import RenderCache
+from pipeline.content.cache import Cached, RenderCache
 from pipeline.content.model import ASSET_PREFIX, Attachment, Audio, Event, Item, ItemState
 from pipeline.errors import Problem
 from pipeline.fingerprints import code_fingerprint
@@ -220,32 +219,45 @@ class Source:
     signature: str  # size and modification time: unchanged files are not even read
 
 
-def iter_sources(root: Path) -> Iterator[Source]:
-    """Every `.md` file under content/, sorted; hidden folders and files and backups skipped."""
+@dataclass(frozen=True)
+class ContentFiles:
+    sources: list[Source]  # the items: `.md` files, hidden folders and files and backups skipped
+    signature: str  # every file under content/ (images too) by path, size, mtime and inode
 
-    def walk(directory: str, prefix: str) -> Iterator[Source]:
+
+def scan_content(root: Path) -> ContentFiles:
+    """One walk of content/, sorted, one stat per file: what a build has to read, and whether
+    anything at all changed since the last one."""
+    sources: list[Source] = []
+    h = hashlib.blake2b(digest_size=16)
+
+    def walk(directory: str, prefix: str, items: bool) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError:
             return
         for entry in entries:
             name = entry.name
-            if name.startswith((".", "_")) and entry.is_dir():
-                continue
             if entry.is_dir():
-                yield from walk(entry.path, f"{prefix}{name}/")
-            elif (
-                not name.startswith(".")
+                walk(entry.path, f"{prefix}{name}/", items and not name.startswith((".", "_")))
+                continue
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            signature = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            h.update(f"{prefix}{name}:{signature}\n".encode())
+            if (
+                items
+                and not name.startswith(".")
                 and not name.endswith("~")
                 and name.lower().endswith(".md")
                 and entry.is_file()
             ):
-                st = entry.stat()
-                yield Source(
-                    f"{prefix}{name}", entry.path, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
-                )
+                sources.append(Source(f"{prefix}{name}", entry.path, signature))
 
-    yield from walk(str(root / CONTENT_DIR), CONTENT_DIR + "/")
+    walk(str(root / CONTENT_DIR), CONTENT_DIR + "/", True)
+    return ContentFiles(sources, h.hexdigest())
 
 
 def _parse_chunk(args: tuple[list[tuple[str, bytes]], fields.ReaderSettings]) -> list[ParseResult]:
@@ -253,52 +265,50 @@ def _parse_chunk(args: tuple[list[tuple[str, bytes]], fields.ReaderSettings]) ->
     return [parse_item(rel, data, settings) for rel, data in chunk]
 
 
-def read_content(config: Config, *, use_cache: bool = True) -> ContentSet:
-    """Read, validate and render every item under content/."""
+def read_content(
+    config: Config, *, use_cache: bool = True, files: ContentFiles | None = None
+) -> ContentSet:
+    """Read, validate and render every item under content/ (`files`: as just scanned)."""
     settings = settings_for(config)
     problems: list[Problem] = []
     cache = RenderCache(config.path(config.build.cache)) if use_cache else None
     cached = cache.load() if cache else {}
-    sources = list(iter_sources(config.root))
+    sources = (files or scan_content(config.root)).sources
     results: dict[str, ParseResult] = {}
     todo: list[tuple[str, bytes]] = []
-    digests: dict[str, str] = {}
-    touched: dict[str, str] = {}
+    entries: dict[str, Cached] = {}  # what the cache should hold after this run
+    changed: set[str] = set()
     for source in sources:
-        hit = cached.get(source.relative)
-        if (
-            hit is not None
-            and hit.fingerprint == settings.fingerprint
-            and hit.signature == source.signature
-        ):
-            results[source.relative] = hit.result()
-            continue
+        rel = source.relative
+        hit = cached.get(rel)
+        if hit is not None and hit.fingerprint == settings.fingerprint:
+            if hit.signature == source.signature:
+                results[rel] = hit.result
+                entries[rel] = hit
+                continue
+        else:
+            hit = None
         try:
             with open(source.path, "rb") as fh:
                 data = fh.read()
         except OSError as exc:
-            problems.append(Problem(source.relative, None, f"kan niet lezen: {exc.strerror}"))
+            problems.append(Problem(rel, None, f"kan niet lezen: {exc.strerror}"))
             continue
         digest = hashlib.blake2b(data, digest_size=20).hexdigest()
-        if hit is not None and hit.fingerprint == settings.fingerprint and hit.digest == digest:
-            results[source.relative] = hit.result()
-            touched[source.relative] = source.signature
+        changed.add(rel)
+        if hit is not None and hit.digest == digest:  # touched, not changed
+            results[rel] = hit.result
+            entries[rel] = hit._replace(signature=source.signature)
             continue
-        digests[source.relative] = digest
-        todo.append((source.relative, data))
+        entries[rel] = Cached(source.signature, settings.fingerprint, digest, None)
+        todo.append((rel, data))
 
     fresh = _parse_all(todo, settings, config)
     results.update(fresh)
     if cache:
-        signatures = {s.relative: s.signature for s in sources}
-        cache.store(
-            {
-                rel: (signatures[rel], settings.fingerprint, digests[rel], result)
-                for rel, result in fresh.items()
-            },
-            touched,
-            keep=set(signatures),
-        )
+        for rel, result in fresh.items():
+            entries[rel] = entries[rel]._replace(result=result)
+        cache.store(entries, changed)
 
     items: list[Item] = []
     for source in sources:

@@ -11,11 +11,12 @@ read at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import regex
@@ -191,12 +192,16 @@ class FolderInfo:
     drafts: Mapping[str, tuple[str, str]]  # platform -> (shown_digest, status)
 
     def month(self, config: Config) -> str:
-        if not self.published:
-            return NO_MONTH
-        moment = datetime.fromisoformat(self.published)
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(config.site.tz)
-        return moment.strftime("%Y-%m")
+        return month_of(self.published, config.site.tz) if self.published else NO_MONTH
+
+
+@functools.lru_cache(maxsize=65536)
+def month_of(published: str, tz: tzinfo) -> str:
+    """`jjjj-mm` of an ISO moment in the site's zone (asked twice per folder per build)."""
+    moment = datetime.fromisoformat(published)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(tz)
+    return f"{moment.year:04d}-{moment.month:02d}"
 
 
 # Bookkeeping a page does not show: a change to these alone re-renders nothing.
@@ -288,6 +293,10 @@ class Pages:
             self._base = _base_hash(self.config, self.code)
         return self._base.copy()
 
+    def base_digest(self) -> str:
+        """What every page depends on besides the drafts: settings, code, page templates."""
+        return str(self._hash().hexdigest())
+
     def month_key(
         self, month: str, folders: Sequence[str], infos: Mapping[str, FolderInfo], now: datetime
     ) -> str:
@@ -310,15 +319,15 @@ class Pages:
         infos: Mapping[str, FolderInfo],
         now: datetime,
         known: Mapping[str, Sequence[Draft]] | None = None,
-    ) -> bytes | None:
-        """The page of `month` showing `folders` (their infos in `infos`), or None when the
-        page in the outbox already shows this. Drafts come from `known` where given, else
-        from the files."""
+    ) -> tuple[str | None, bytes | None]:
+        """The key of the page of `month` showing `folders` (their infos in `infos`), and the
+        page, or None when the one in the outbox already shows this. Drafts come from `known`
+        where given, else from the files."""
         if not folders:
-            return None
+            return None, None
         key = self.month_key(month, folders, infos, now)
         if _has_key(outbox, month_path(month), key):
-            return None
+            return key, None
         views = []
         for folder in folders:
             if known is not None and folder in known:
@@ -326,7 +335,7 @@ class Pages:
             else:
                 drafts = [s.draft for s in read_folder(outbox, folder).values() if s.draft]
             views.extend(view(self.config, d, now) for d in drafts)
-        return self.render(
+        return key, self.render(
             "maand.html",
             page_key=key,
             month=month,
@@ -403,7 +412,7 @@ def write_pages(
     months = by_month(config, infos)
     month_pages: list[Page] = []
     for month, folders in months.items():
-        data = pages.month_if_changed(outbox, month, folders, infos, now)
+        _key, data = pages.month_if_changed(outbox, month, folders, infos, now)
         if data is not None:
             month_pages.append((month_path(month), data))
     index = pages.index_if_changed(outbox, infos, months, problems, now)
