@@ -160,7 +160,7 @@ class Outbox:
                     _replace(staged)
             else:
                 # Renames into many folders wait on the disk: a few threads overlap them.
-                with ThreadPoolExecutor(4) as pool:
+                with ThreadPoolExecutor(16) as pool:
                     for _ in pool.map(_replace, batch, chunksize=64):
                         pass
         # One more sync makes the renames durable (an fsync per folder cost 10 s for 5,000).

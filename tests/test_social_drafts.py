@@ -521,6 +521,34 @@ def test_a_changed_draft_rerenders_only_its_month_page(item_project: Project) ->
     assert {p.name: p.stat().st_mtime_ns for p in months.iterdir()} == after
 
 
+def test_a_month_left_alone_still_follows_the_clock_its_templates_and_its_file(
+    item_project: Project,
+) -> None:
+    """Months where nothing changed are skipped without reading their page; these are the
+    changes that must still reach it."""
+    config, _content, entries = live_entries(item_project)
+    page = item_project.root / "outbox" / "social" / "maanden" / "2026-11.html"
+    sync_drafts(config, entries, datetime(2026, 11, 2, tzinfo=NOW.tzinfo))
+    assert "link nog niet live" in page.read_text(encoding="utf-8")
+    sync_drafts(config, entries, NOW)  # the item went live in between
+    assert "link nog niet live" not in page.read_text(encoding="utf-8")
+    stamp = page.stat().st_mtime_ns
+    sync_drafts(config, entries, NOW + timedelta(days=1))
+    assert page.stat().st_mtime_ns == stamp
+    sync_drafts(config, entries, datetime(2026, 11, 2, tzinfo=NOW.tzinfo))  # back in time
+    assert "link nog niet live" in page.read_text(encoding="utf-8")
+    page.unlink()
+    sync_drafts(config, entries, NOW)
+    assert "link nog niet live" not in page.read_text(encoding="utf-8")
+    own = item_project.root / "templates" / "social"
+    own.mkdir(parents=True)
+    template = (REPO / "templates" / "social" / "maand.html").read_text(encoding="utf-8")
+    own_template = template.replace("<p><a href", "<p>Eigen sjabloon.</p>\n<p><a href", 1)
+    (own / "maand.html").write_text(own_template, encoding="utf-8")
+    sync_drafts(config, entries, NOW)
+    assert "<p>Eigen sjabloon.</p>" in page.read_text(encoding="utf-8")
+
+
 def test_review_page_warns_about_an_embargoed_link(item_project: Project) -> None:
     """A draft viewed at a moment before its item went live (e.g. `--now` in the past)."""
     sync(item_project)

@@ -202,63 +202,59 @@ def build(
             content = read_content(config, files=files)
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
+            # Taken now, not when the drafts are synced: a child blocked on a full pipe would
+            # hold its memory through the whole render.
+            scanned = folder_scan.result()
             issues = issue_links(config, state)
             outbox = Outbox(config.outbox_dir)
             # A marker beside the state store says a build was interrupted: only then is the
             # outbox searched for leftover temp files (a walk of 5,000 folders costs 0.15 s),
-            # before anything of this build, the social process too, makes new ones.
+            # before anything of this build makes new ones.
             dirty = state_path.with_name(state_path.name + ".building")
             if dirty.exists():
                 outbox.sweep_temp_files()
             dirty.touch()
+            site = Site(
+                config,
+                lambda: templates.environment(dirs, config.site.tz),
+                dirs,
+                publication.entries,
+                now,
+                fp,
+                issues,
+            )
+            outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
+            outputs += [
+                o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}
+            ]
+            report = BuildReport(
+                publication,
+                (
+                    *file_problems(config),
+                    *override_problems(config, content.items),
+                    *content.problems,
+                ),
+            )
+            previous = state.outputs()
+            changed = _write(config, outbox, outputs, previous, report, progress)
+            # Write-ahead: the store learns of every new path before it appears in the outbox,
+            # so a file left by a build killed before its end is still removed when stale.
+            with state.transaction():
+                state.note_outputs([p for p in report.written if p not in previous])
             try:
-                site = Site(
-                    config,
-                    lambda: templates.environment(dirs, config.site.tz),
-                    dirs,
-                    publication.entries,
-                    now,
-                    fp,
-                    issues,
-                )
-                outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
-                outputs += [
-                    o
-                    for o in podcast_image_output(config)
-                    if o.path not in {x.path for x in outputs}
-                ]
-                report = BuildReport(
-                    publication,
-                    (
-                        *file_problems(config),
-                        *override_problems(config, content.items),
-                        *content.problems,
-                    ),
-                )
-                previous = state.outputs()
-                # Never a pool beside the social process: forking while its executor's
-                # thread runs is what fork cannot do safely.
-                changed = _write(config, outbox, outputs, previous, report, progress)
-                # Write-ahead: the store learns of every new path before it appears in the outbox,
-                # so a file left by a build killed before its end is still removed when stale.
-                with state.transaction():
-                    state.note_outputs([p for p in report.written if p not in previous])
-                try:
-                    outbox.commit()
-                except BaseException:
-                    outbox.discard()
-                    raise
+                outbox.commit()
+            except BaseException:
+                outbox.discard()
+                raise
 
-                produced = {o.path for o in outputs}
-                stale = [p for p in previous if p not in produced]
-                report.removed = [p for p in stale if outbox.exists(p)]
-                outbox.remove(stale)
-                # The rendering's data is done with: not to be carried into the social workers.
-                del outputs, site, previous, produced
-                # Social drafts for the live entries; comms edits are never overwritten.
-                social = sync_drafts(config, publication.entries, now, scan=folder_scan.result())
-            finally:
-                folder_scan.result()  # reaped, whatever happened
+            produced = {o.path for o in outputs}
+            stale = [p for p in previous if p not in produced]
+            report.removed = [p for p in stale if outbox.exists(p)]
+            outbox.remove(stale)
+            # The rendering's data is done with: not to be carried into the social workers.
+            del outputs, site, previous, produced
+            # Social drafts for the live entries; comms edits are never overwritten.
+            social = sync_drafts(config, publication.entries, now, scan=scanned)
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
             with state.transaction():
