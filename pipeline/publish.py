@@ -75,6 +75,7 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
     valid_ids = {item.id for item in content.items}
     entries: list[Entry] = []
     pub = Publication(entries=())
+    tz, base_url = config.site.tz, config.site.base_url
 
     def make_entry(item: Item, record: ItemRecord, last_good: bool = False) -> Entry:
         path = item_path(item.id)
@@ -82,10 +83,10 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
             item=item,
             entry_id=record.entry_id,
             # Always in the site zone, whether fresh or read back from the store (UTC).
-            published=record.first_published.astimezone(config.site.tz),
-            updated=record.updated.astimezone(config.site.tz),
+            published=record.first_published.astimezone(tz),
+            updated=record.updated.astimezone(tz),
             path=path,
-            url=config.site.base_url + path,
+            url=base_url + path,
             last_good=last_good,
         )
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline.errors import KrimppostError, Problem
 
@@ -145,8 +146,7 @@ def from_utc_text(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-@dataclass(frozen=True)
-class ItemRecord:
+class ItemRecord(NamedTuple):  # a tuple: every build reads one per item
     """What the store remembers of one item that has been published."""
 
     id: str
@@ -220,17 +220,12 @@ class StateStore:
         rows = self.db.execute(
             "SELECT id, source, entry_id, first_published, content_hash, updated, live FROM items"
         )
+        parse = datetime.fromisoformat
         return {
-            row[0]: ItemRecord(
-                id=row[0],
-                source=row[1],
-                entry_id=row[2],
-                first_published=from_utc_text(row[3]),
-                content_hash=row[4],
-                updated=from_utc_text(row[5]),
-                live=bool(row[6]),
+            id_: ItemRecord(
+                id_, source, entry_id, parse(first), content_hash, parse(updated), bool(live)
             )
-            for row in rows
+            for id_, source, entry_id, first, content_hash, updated, live in rows
         }
 
     def last_good(self, item_id: str) -> str | None:
