@@ -306,3 +306,29 @@ def test_feed_length_from_config(project: Project) -> None:
     build_at(project)
     assert feed_ids(project) == ["wrb-item-4", "wrb-item-3", "wrb-item-2"]
     assert len(feed_ids(project, "feeds/wrb/feed.json")) == 3
+
+
+def test_an_approved_draft_edited_by_hand_between_builds_goes_back_to_review(
+    project: Project,
+) -> None:
+    """The build checks the draft files in a second process while it reads the content."""
+    from datetime import datetime
+
+    from pipeline.social import review
+
+    project.write("wrb/a.md", VALID)
+    build_at(project)
+    config = load_config(project.root)
+    review.approve(
+        config, "wrb-a/mastodon", "Fatima", datetime.fromisoformat("2026-11-27T12:30+01:00")
+    )
+    draft = project.root / "outbox" / "social" / "wrb-a" / "mastodon.md"
+    head, _sep, _text = draft.read_text(encoding="utf-8").partition("\n---\n")
+    draft.write_text(f"{head}\n---\nMet de hand herschreven.\n", encoding="utf-8")
+    # Another item, in another month, so that a build runs.
+    project.write("wrb/b.md", VALID.replace("2026-11-01", "2026-10-01"))
+    report = build_at(project, "2026-11-27T13:00")
+    assert "1 na bewerking terug ter beoordeling" in report.social
+    assert draft.read_text(encoding="utf-8").endswith("\n---\nMet de hand herschreven.\n")
+    page = project.root / "outbox" / "social" / "maanden" / "2026-11.html"
+    assert "Met de hand herschreven." in page.read_text(encoding="utf-8")

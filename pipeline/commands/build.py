@@ -8,6 +8,7 @@ record items and outputs in the state store in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -182,7 +183,7 @@ def build(
     config = load_config(root)
     now = config.moment(now)
     state_path = config.path(config.state.path)
-    with BuildLock(state_path, lock_timeout):
+    with BuildLock(state_path, lock_timeout), contextlib.ExitStack() as cleanup:
         dirs = templates.template_dirs(config.templates_dir)
         fp = site_fingerprint(config, dirs)
         with StateStore(state_path) as state:
@@ -198,13 +199,11 @@ def build(
 
         # While this process reads the content, another checks the 20,000 draft files.
         folder_scan = Forked(scan_folders, config)
+        cleanup.callback(folder_scan.result)  # reaped whatever happens (`run` builds for days)
         with long_lived():
             content = read_content(config, files=files)
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
-            # Taken now, not when the drafts are synced: a child blocked on a full pipe would
-            # hold its memory through the whole render.
-            scanned = folder_scan.result()
             issues = issue_links(config, state)
             outbox = Outbox(config.outbox_dir)
             # A marker beside the state store says a build was interrupted: only then is the
@@ -254,7 +253,9 @@ def build(
             # The rendering's data is done with: not to be carried into the social workers.
             del outputs, site, previous, produced
             # Social drafts for the live entries; comms edits are never overwritten.
-            social = sync_drafts(config, publication.entries, now, scan=scanned)
+            # Its answer is the few folders that differ: it has long been sent and the
+            # process gone, unless the disk was slow; then it had the whole render to finish.
+            social = sync_drafts(config, publication.entries, now, scan=folder_scan.result())
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
             with state.transaction():

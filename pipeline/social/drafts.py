@@ -441,12 +441,23 @@ def _sync_month(index: int) -> MonthDone:
 
 @dataclass(frozen=True)
 class FolderScan:
-    """The draft folders on disk: which exist, and which are still exactly as the records of
-    the sync index (`fingerprint`) say this function left them."""
+    """The draft folders on disk against the records of the sync index (`fingerprint`,
+    `recorded` folders): only the differences, so that the common answer is a few bytes."""
 
     fingerprint: str
-    present: frozenset[str]
-    holding: frozenset[str]
+    recorded: int
+    missing: frozenset[str]  # recorded, but no longer on disk
+    extra: frozenset[str]  # on disk, not recorded
+    changed: frozenset[str]  # recorded and on disk, but not as the record says
+
+    def fits(self, index: SyncIndex) -> bool:
+        return self.fingerprint == index.fingerprint and self.recorded == len(index.folders)
+
+    def present(self, index: SyncIndex) -> set[str]:
+        return (index.folders.keys() - self.missing) | self.extra
+
+    def holding(self, index: SyncIndex) -> set[str]:
+        return index.folders.keys() - self.missing - self.changed
 
 
 def scan_folders(config: Config, index: SyncIndex | None = None) -> FolderScan:
@@ -455,17 +466,21 @@ def scan_folders(config: Config, index: SyncIndex | None = None) -> FolderScan:
     index = index or SyncIndex.for_config(config)
     root = Outbox(config.outbox_dir).text_path(DRAFT_DIR)
     try:
-        present = frozenset(
-            e.name for e in os.scandir(root) if e.is_dir() and ITEM_ID.match(e.name)
-        )
+        present = {e.name for e in os.scandir(root) if e.is_dir() and ITEM_ID.match(e.name)}
     except FileNotFoundError:
-        present = frozenset()
-    holding = frozenset(
+        present = set()
+    changed = frozenset(
         folder
         for folder, record in index.folders.items()
-        if folder in present and _folder_holds(root, folder, record)
+        if folder in present and not _folder_holds(root, folder, record)
     )
-    return FolderScan(index.fingerprint, present, holding)
+    return FolderScan(
+        index.fingerprint,
+        len(index.folders),
+        frozenset(index.folders.keys() - present),
+        frozenset(present - index.folders.keys()),
+        changed,
+    )
 
 
 def sync_drafts(
@@ -493,9 +508,9 @@ def sync_drafts(
     fingerprint = _global_fingerprint(config, sync.base_key)
     previous = index.folders if index.fingerprint == fingerprint else {}
     root = outbox.text_path(DRAFT_DIR)
-    if scan is None or scan.fingerprint != index.fingerprint:
+    if scan is None or not scan.fits(index):
         scan = scan_folders(config, index)
-    folders, holding = scan.present, scan.holding
+    folders, holding = scan.present(index), scan.holding(index)
 
     live: dict[str, Entry] = {}
     clean: dict[str, list[Any]] = {}
