@@ -220,10 +220,15 @@ class StateStore:
         rows = self.db.execute(
             "SELECT id, source, entry_id, first_published, content_hash, updated, live FROM items"
         )
-        parse = datetime.fromisoformat
         return {
             id_: ItemRecord(
-                id_, source, entry_id, parse(first), content_hash, parse(updated), bool(live)
+                id_,
+                source,
+                entry_id,
+                from_utc_text(first),
+                content_hash,
+                from_utc_text(updated),
+                bool(live),
             )
             for id_, source, entry_id, first, content_hash, updated, live in rows
         }

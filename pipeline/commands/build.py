@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.config import Config, file_problems, load_config
 from pipeline.content.reader import ContentFiles, asset_url, read_content, scan_content
@@ -27,9 +26,6 @@ from pipeline.render.newsletter import web_path
 from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
 from pipeline.state import BuildLock, IssueStore, StateStore
 from pipeline.workers import Forked, cpu_count, long_lived, pool
-
-if TYPE_CHECKING:
-    pass
 
 Progress = Callable[[int, int], None]
 
@@ -270,7 +266,6 @@ def build(
                 state.set_build_meta(
                     {
                         "inputs": inputs,
-                        "site": fp,
                         "now": now.astimezone(UTC).isoformat(),
                         "next_change": _next_change(content, publication, now)
                         .astimezone(UTC)

@@ -13,12 +13,13 @@ snapshot: they fail their check, and the file is parsed again.
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import sqlite3
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from pipeline.workers import collector_paused
 
 _FORMAT = 3
 _SCHEMA = """
@@ -65,16 +66,10 @@ class RenderCache:
             Path(str(self.path) + suffix).unlink(missing_ok=True)
 
     def load(self) -> dict[str, Cached]:
-        # Thousands of new long-lived objects: each collection they would trigger walks them all.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             entries = self._load_snapshot()
             self._snapshot_paths = frozenset(entries)
             overlay = self._load_overlay()
-        finally:
-            if enabled:
-                gc.enable()
         self._overlay = set(overlay)
         entries.update(overlay)
         return entries
