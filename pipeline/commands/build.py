@@ -191,7 +191,8 @@ def build(
                 report.seconds = time.perf_counter() - started_wall
                 return report
         from pipeline.social.compose import override_problems
-        from pipeline.social.drafts import scan_folders, sync_drafts
+        from pipeline.social.drafts import sync_drafts
+        from pipeline.social.syncindex import scan_folders
 
         # While this process reads the content, another checks the 20,000 draft files.
         folder_scan = Forked(scan_folders, config)

@@ -24,10 +24,8 @@ Folders are synced in worker processes when there are many (a cold build makes 2
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -71,6 +69,15 @@ from pipeline.social.reviewpage import (
     month_path,
     stale_month_pages,
     write_pages,
+)
+from pipeline.social.syncindex import (
+    GONE,
+    INDEX_NAME,
+    FolderScan,
+    SyncIndex,
+    folder_holds,
+    info_of,
+    scan_folders,
 )
 from pipeline.workers import cpu_count, pool
 
@@ -439,50 +446,6 @@ def _sync_month(index: int) -> MonthDone:
     return sync.month(works[index])
 
 
-@dataclass(frozen=True)
-class FolderScan:
-    """The draft folders on disk against the records of the sync index (`fingerprint`,
-    `recorded` folders): only the differences, so that the common answer is a few bytes."""
-
-    fingerprint: str
-    recorded: int
-    missing: frozenset[str]  # recorded, but no longer on disk
-    extra: frozenset[str]  # on disk, not recorded
-    changed: frozenset[str]  # recorded and on disk, but not as the record says
-
-    def fits(self, index: SyncIndex) -> bool:
-        return self.fingerprint == index.fingerprint and self.recorded == len(index.folders)
-
-    def present(self, index: SyncIndex) -> set[str]:
-        return (index.folders.keys() - self.missing) | self.extra
-
-    def holding(self, index: SyncIndex) -> set[str]:
-        return index.folders.keys() - self.missing - self.changed
-
-
-def scan_folders(config: Config, index: SyncIndex | None = None) -> FolderScan:
-    """One stat per folder and per draft file (24,000 on 5,000 items: 0.1 s); a build has a
-    forked process do it while it reads the content."""
-    index = index or SyncIndex.for_config(config)
-    root = Outbox(config.outbox_dir).text_path(DRAFT_DIR)
-    try:
-        present = {e.name for e in os.scandir(root) if e.is_dir() and ITEM_ID.match(e.name)}
-    except FileNotFoundError:
-        present = set()
-    changed = frozenset(
-        folder
-        for folder, record in index.folders.items()
-        if folder in present and not _folder_holds(root, folder, record)
-    )
-    return FolderScan(
-        index.fingerprint,
-        len(index.folders),
-        frozenset(index.folders.keys() - present),
-        frozenset(present - index.folders.keys()),
-        changed,
-    )
-
-
 def sync_drafts(
     config: Config, entries: Sequence[Entry], now: datetime, *, scan: FolderScan | None = None
 ) -> SocialReport:
@@ -534,9 +497,9 @@ def sync_drafts(
             work(month).dirty.append((folder, entry, folder in folders))
     results: list[FolderResult] = []
     for folder in sorted(folders - live.keys()):
-        keys[folder] = _GONE
+        keys[folder] = GONE
         record = previous.get(folder)
-        if record is not None and record[0] == _GONE and folder in holding:
+        if record is not None and record[0] == GONE and folder in holding:
             clean[folder] = record
         else:
             # Gone items are few; their month is known only from their drafts.
@@ -546,7 +509,7 @@ def sync_drafts(
             result.staged = []
             work(result.info.month(config))
     _commit(outbox)  # before month pages are rendered from these folders' files
-    infos = {folder: _info_of(record) for folder, record in clean.items()}
+    infos = {folder: info_of(record) for folder, record in clean.items()}
     for folder, info in infos.items():
         work(info.month(config)).clean[folder] = info
     for result in results:
@@ -633,8 +596,8 @@ def refresh_review_page(config: Config, now: datetime) -> None:
         folders = []
     for folder in folders:
         record = index.folders.get(folder)
-        if record is not None and _folder_holds(root, folder, record):
-            infos[folder] = _info_of(record)
+        if record is not None and folder_holds(root, folder, record):
+            infos[folder] = info_of(record)
             continue
         found = read_folder(outbox, folder)
         problems.extend(s.problem for s in found.values() if s.problem is not None)
@@ -655,68 +618,6 @@ def load_all(config: Config) -> tuple[list[Draft], list[Problem]]:
 
 
 # Incremental sync -------------------------------------------------------------------------
-
-INDEX_NAME = "social-index.pickle"
-_GONE = "-"  # the entry key of a folder whose item is not live
-
-
-class SyncIndex:
-    """Per item folder, what `sync_drafts` left there: `[entry key, folder mtime,
-    {platform: [[mtime, size, inode], shown digest, status]}, published]`, under a fingerprint
-    of the global inputs; and of the review pages `{"base": digest of what every page depends
-    on, "moment": when, "months": {month: page key}}`. Plain data in a pickle (JSON took twice
-    as long to read and write) beside the state store, safe to delete (the next build reads
-    every draft)."""
-
-    VERSION = 6
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.fingerprint = ""
-        self.folders: dict[str, list[Any]] = {}
-        self.pages: dict[str, Any] = {}
-        if path is None:
-            return
-        enabled = gc.isenabled()
-        gc.disable()  # 100,000 small objects: no collection walking them as they come
-        try:
-            with open(path, "rb") as fh:
-                data = pickle.load(fh)
-        except Exception:  # missing or damaged: every draft is read again
-            return
-        finally:
-            if enabled:
-                gc.enable()
-        if isinstance(data, dict) and data.get("version") == self.VERSION:
-            folders = data.get("folders")
-            if isinstance(folders, dict) and isinstance(data.get("fingerprint"), str):
-                self.fingerprint = data["fingerprint"]
-                self.folders = folders
-                pages = data.get("pages")
-                self.pages = pages if isinstance(pages, dict) else {}
-
-    @classmethod
-    def for_config(cls, config: Config) -> SyncIndex:
-        return cls(config.path(config.state.path).with_name(INDEX_NAME))
-
-    def save(self, fingerprint: str, folders: dict[str, list[Any]], pages: dict[str, Any]) -> None:
-        if self.path is None or (
-            fingerprint == self.fingerprint and folders == self.folders and pages == self.pages
-        ):
-            return
-        document = {
-            "version": self.VERSION,
-            "fingerprint": fingerprint,
-            "folders": folders,
-            "pages": pages,
-        }
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp.write_bytes(pickle.dumps(document, protocol=5))
-            os.replace(temp, self.path)
-        except OSError:
-            temp.unlink(missing_ok=True)  # an index that cannot be written is not an error
 
 
 def _settled_months(
@@ -767,22 +668,6 @@ def _global_fingerprint(config: Config, base_key: str) -> str:
     return h.hexdigest()
 
 
-def _folder_holds(root: str, folder: str, record: list[Any]) -> bool:
-    """The folder and every draft in it are as the index recorded them (this runs for
-    every folder on every build: plain string paths, no formatting)."""
-    directory = f"{root}/{folder}"
-    try:
-        if os.stat(directory).st_mtime_ns != record[1]:
-            return False  # a file added, removed or replaced
-        for platform, (signature, *_rest) in record[2].items():
-            st = os.stat(f"{directory}/{platform}.md")
-            if (st.st_mtime_ns, st.st_size, st.st_ino) != tuple(signature):
-                return False
-    except (OSError, TypeError, AttributeError, IndexError, ValueError):
-        return False
-    return True
-
-
 def _folder_record(root: str, folder: str, key: str, result: FolderResult) -> list[Any] | None:
     """The index record of a folder this run left settled: None unless every draft file in it
     is one this run read or wrote, still with the signature it had then."""
@@ -809,10 +694,6 @@ def _folder_record(root: str, folder: str, key: str, result: FolderResult) -> li
     except OSError:
         return None
     return [key, mtime, drafts, result.info.published]
-
-
-def _info_of(record: list[Any]) -> FolderInfo:
-    return FolderInfo(record[3], {p: (d[1], d[2]) for p, d in record[2].items()})
 
 
 def _project_relative(problem: Problem, config: Config) -> Problem:
