@@ -7,13 +7,15 @@ the resulting records after the outbox is complete.
 from __future__ import annotations
 
 import functools
+import hashlib
+import posixpath
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from pipeline.config import Config
 from pipeline.content.model import Item, ItemState, item_from_json, item_to_json
-from pipeline.content.reader import ContentSet
+from pipeline.content.reader import ContentSet, derived_id
 from pipeline.state import ItemRecord, StateStore
 
 ITEM_DIR = "berichten"
@@ -56,7 +58,10 @@ class Publication:
     changed: list[str] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # broken now, last good version online
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (old id, new id)
     saves: list[tuple[ItemRecord, str | None]] = field(default_factory=list)
+    # Old item pages that point to where the item lives now: (old page folder, new URL).
+    redirects: tuple[tuple[str, str], ...] = ()
 
 
 def item_path(item_id: str) -> str:
@@ -90,13 +95,51 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
             last_good=last_good,
         )
 
+    aliases = state.aliases()
+    published_ids = {i.id for i in content.items if i.state(now) is ItemState.PUBLISHED}
+    moved_from = _moves(content, state, records, aliases, broken_sources, published_ids)
+
     for item in content.items:
         record = records.get(item.id)
         if item.state(now) is not ItemState.PUBLISHED:
             if record is not None and record.live:
                 pub.withdrawn.append(item.id)
             continue
-        if record is None:
+        old = moved_from.get(item.id)
+        if old is not None:
+            # The file moved: the same entry under its new id, an update only if edited too.
+            same = old.live and old.content_hash == item.content_hash
+            record = ItemRecord(
+                id=item.id,
+                source=item.source,
+                entry_id=old.entry_id,
+                first_published=old.first_published,
+                content_hash=item.content_hash,
+                updated=old.updated if same else max(now, old.updated, item.published_at),
+                live=True,
+            )
+            pub.moved.append((old.id, item.id))
+            if not same:
+                pub.changed.append(item.id)
+            pub.saves.append((record, item_to_json(item)))
+        elif (
+            record is not None
+            and not record.live
+            and _lives_on(record.id, aliases, item.id, published_ids)
+        ):
+            # A copy put back where a moved item was while the moved one is still online:
+            # a new entry, or two entries would share one feed id.
+            record = record._replace(
+                source=item.source,
+                entry_id=f"{entry_id_for(config, item)}:{utc_stamp(now)}",
+                first_published=item.published_at,
+                content_hash=item.content_hash,
+                updated=item.published_at,
+                live=True,
+            )
+            pub.new.append(item.id)
+            pub.saves.append((record, item_to_json(item)))
+        elif record is None:
             record = ItemRecord(
                 id=item.id,
                 source=item.source,
@@ -121,10 +164,16 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
             )
             pub.changed.append(item.id)
             pub.saves.append((record, item_to_json(item)))
+        elif record.source != item.source:
+            # Moved with an explicit `id:`: the same entry; its record follows the file.
+            record = record._replace(source=item.source)
+            pub.saves.append((record, item_to_json(item)))
         entries.append(make_entry(item, record))
 
+    moved_away = {old_id for old_id, _ in pub.moved}
+    carriers = {e.entry_id: e.id for e in entries}
     for record in records.values():
-        if not record.live or record.id in valid_ids:
+        if not record.live or record.id in valid_ids or record.id in moved_away:
             continue
         if record.source in broken_sources:
             stored = state.last_good(record.id)
@@ -132,8 +181,117 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
                 entries.append(make_entry(item_from_json(stored), record, last_good=True))
                 pub.kept.append(record.id)
                 continue
+        if (carrier := carriers.get(record.entry_id)) is not None:
+            pub.moved.append((record.id, carrier))  # moved back to a path it had before
+            continue
         pub.withdrawn.append(record.id)
 
     entries.sort(key=lambda e: (e.published, e.id), reverse=True)
     pub.entries = tuple(entries)
+    pub.redirects = _redirects({**aliases, **dict(pub.moved)}, {e.id: e for e in entries}, base_url)
     return pub
+
+
+def utc_stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _resolve(aliases: dict[str, str], item_id: str) -> str:
+    """Follow moves from `item_id` to the id the item has now (moves back make loops)."""
+    seen = {item_id}
+    while (after := aliases.get(item_id)) is not None and after not in seen:
+        seen.add(after)
+        item_id = after
+    return item_id
+
+
+def _lives_on(item_id: str, aliases: dict[str, str], own: str, published: set[str]) -> bool:
+    if item_id not in aliases:
+        return False
+    now_id = _resolve(aliases, item_id)
+    return now_id != own and now_id in published
+
+
+def _redirects(
+    aliases: dict[str, str], live: dict[str, Entry], base_url: str
+) -> tuple[tuple[str, str], ...]:
+    out = []
+    for old_id in sorted(aliases):
+        if old_id in live:
+            continue  # the id is in use again: its page is an item page
+        target = live.get(_resolve(aliases, old_id))
+        if target is not None:
+            out.append((item_path(old_id), target.url))
+    return tuple(out)
+
+
+def _under_problem(source: str, broken_sources: set[str]) -> bool:
+    """A file in an unreadable or otherwise broken folder is not gone."""
+    parent = posixpath.dirname(source)
+    while parent:
+        if parent in broken_sources:
+            return True
+        parent = posixpath.dirname(parent)
+    return False
+
+
+def _match_keys(item: Item) -> tuple[object, object, object]:
+    """What a moved file is recognised by, strongest first: the whole text (a move, or a move
+    with only its track changed is not this: `track:` is in the text), the body alone (front
+    matter edited), title, kind and date (body edited)."""
+    return (
+        item.content_hash,
+        hashlib.blake2b(item.html_utf8, digest_size=16).digest(),
+        (item.kind, item.title, item.date),
+    )
+
+
+def _moves(
+    content: ContentSet,
+    state: StateStore,
+    records: dict[str, ItemRecord],
+    aliases: dict[str, str],
+    broken_sources: set[str],
+    published_ids: set[str],
+) -> dict[str, ItemRecord]:
+    """New items whose file is an item that was published under another path: new id ->
+    the record it continues. Only one-to-one matches count: two candidates for one old item
+    (or the other way round) are new items, never a guess."""
+    fresh = [
+        i
+        for i in content.items
+        if i.id in published_ids and i.id not in records and i.id == derived_id(i.source)
+    ]
+    if not fresh:
+        return {}
+    present = {i.source for i in content.items} | broken_sources
+    valid = {i.id for i in content.items}
+    gone: dict[str, Item] = {}
+    for record in records.values():
+        if (
+            record.source in present
+            or record.id in valid  # moved with an explicit `id:`
+            or (not record.live and record.id in aliases)  # moved on already
+            or _under_problem(record.source, broken_sources)
+        ):
+            continue
+        stored = state.last_good(record.id)
+        if stored is not None:
+            gone[record.id] = item_from_json(stored)
+    moves: dict[str, ItemRecord] = {}
+    taken: set[str] = set()
+    for level in range(3):
+        new_by_key: dict[object, list[str]] = {}
+        for item in fresh:
+            if item.id not in moves:
+                new_by_key.setdefault(_match_keys(item)[level], []).append(item.id)
+        old_by_key: dict[object, list[str]] = {}
+        for old_id, old_item in gone.items():
+            if old_id not in taken:
+                old_by_key.setdefault(_match_keys(old_item)[level], []).append(old_id)
+        for key, new_ids in new_by_key.items():
+            old_ids = old_by_key.get(key, [])
+            if len(new_ids) == 1 and len(old_ids) == 1:
+                moves[new_ids[0]] = records[old_ids[0]]
+                taken.add(old_ids[0])
+    return moves

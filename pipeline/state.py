@@ -135,6 +135,19 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 5: item identity across moves (pipeline/publish.py): the id an item had before its file
+    # moved points to the id it has now (its old URL redirects), and each issued item records
+    # the feed entry id it had, so a moved item is never mailed twice
+    """
+    CREATE TABLE item_aliases (
+        old_id TEXT PRIMARY KEY,
+        new_id TEXT NOT NULL,
+        moved_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE issue_items ADD COLUMN entry_id TEXT;
+    UPDATE issue_items SET entry_id = (SELECT entry_id FROM items WHERE id = item_id);
+    CREATE INDEX issue_items_entry ON issue_items (entry_id);
+    """,
 )
 
 
@@ -250,6 +263,7 @@ class StateStore:
                                   live, withdrawn_at, last_good)
                VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
                ON CONFLICT (id) DO UPDATE SET source = excluded.source,
+                   entry_id = excluded.entry_id, first_published = excluded.first_published,
                    content_hash = excluded.content_hash, updated = excluded.updated,
                    live = excluded.live, withdrawn_at = NULL, last_good = excluded.last_good""",
             (
@@ -267,6 +281,18 @@ class StateStore:
     def withdraw(self, item_id: str, moment: datetime) -> None:
         self.db.execute(
             "UPDATE items SET live = 0, withdrawn_at = ? WHERE id = ?", (utc_text(moment), item_id)
+        )
+
+    def aliases(self) -> dict[str, str]:
+        """Old item id -> the id its file had after it moved."""
+        return dict(self.db.execute("SELECT old_id, new_id FROM item_aliases").fetchall())
+
+    def move_item(self, old_id: str, new_id: str, moment: datetime) -> None:
+        """The item `old_id` lives on as `new_id`; inside a transaction."""
+        self.withdraw(old_id, moment)
+        self.db.execute(
+            "INSERT OR REPLACE INTO item_aliases (old_id, new_id, moved_at) VALUES (?, ?, ?)",
+            (old_id, new_id, utc_text(moment)),
         )
 
     # outputs ---------------------------------------------------------------------------
@@ -340,6 +366,11 @@ class IssueStore:
     def issued_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT item_id FROM issue_items")}
 
+    def issued_entry_ids(self) -> set[str]:
+        """Feed entry ids of issued items: an item's identity whatever its file is called now."""
+        rows = self.db.execute("SELECT entry_id FROM issue_items WHERE entry_id IS NOT NULL")
+        return {row[0] for row in rows}
+
     def intro_used(self, intro_hash: str) -> bool:
         return (
             self.db.execute("SELECT 1 FROM issues WHERE intro_hash = ?", (intro_hash,)).fetchone()
@@ -354,15 +385,23 @@ class IssueStore:
         intro: tuple[str, str] | None,
         agenda: str,
         tracks_of: Callable[[list[str]], str],
+        entry_ids: dict[str, str] | None = None,
     ) -> int | None:
         """Allocate the next issue with the candidates not yet in any issue, atomically.
 
+        `entry_ids` (item id -> feed entry id) keeps out an item issued under an earlier id.
         Returns the new number, or None when every candidate was taken meanwhile (a
         concurrent compile) or there were none.
         """
+        entry_ids = entry_ids or {}
         with self.state.transaction():
             taken = self.issued_ids()
-            fresh = [(i, snap) for i, snap in candidates if i not in taken]
+            taken_entries = self.issued_entry_ids()
+            fresh = [
+                (i, snap)
+                for i, snap in candidates
+                if i not in taken and entry_ids.get(i) not in taken_entries
+            ]
             if not fresh:
                 return None
             number = (self.db.execute("SELECT MAX(number) FROM issues").fetchone()[0] or 0) + 1
@@ -383,8 +422,12 @@ class IssueStore:
                 ),
             )
             self.db.executemany(
-                "INSERT INTO issue_items (item_id, issue, position, snapshot) VALUES (?, ?, ?, ?)",
-                [(item_id, number, pos, snap) for pos, (item_id, snap) in enumerate(fresh)],
+                "INSERT INTO issue_items (item_id, issue, position, snapshot, entry_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (item_id, number, pos, snap, entry_ids.get(item_id))
+                    for pos, (item_id, snap) in enumerate(fresh)
+                ],
             )
         return number
 

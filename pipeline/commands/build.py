@@ -46,9 +46,10 @@ class BuildReport:
         if self.skipped:
             return f"niets veranderd sinds de vorige build; niets geschreven; {self.seconds:.2f} s"
         social = f"; {self.social}" if self.social else ""
+        moved = f", {len(p.moved)} verplaatst" if p.moved else ""
         return (
             f"{len(p.entries)} berichten online ({len(p.new)} nieuw, {len(p.changed)} gewijzigd, "
-            f"{len(p.withdrawn)} ingetrokken, {len(p.kept)} vorige versie behouden); "
+            f"{len(p.withdrawn)} ingetrokken{moved}, {len(p.kept)} vorige versie behouden); "
             f"{len(self.written)} bestanden geschreven, {len(self.removed)} verwijderd, "
             f"{self.unchanged} ongewijzigd{social}; {len(self.problems)} fouten; {self.seconds:.2f} s"
         )
@@ -218,6 +219,7 @@ def build(
                 now,
                 fp,
                 issues,
+                publication.redirects,
             )
             outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
             outputs += [
@@ -260,6 +262,8 @@ def build(
                     state.save_item(record, last_good)
                 for item_id in publication.withdrawn:
                     state.withdraw(item_id, now)
+                for old_id, new_id in publication.moved:
+                    state.move_item(old_id, new_id, now)
                 state.update_outputs(changed, stale)
                 state.record_build(
                     started, now, len(report.written), len(report.removed), len(report.problems)

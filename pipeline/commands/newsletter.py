@@ -187,7 +187,16 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
 
             published = content.published(now)
             issued = issues.issued_ids()
-            candidates = [i for i in published if i.newsletter and i.id not in issued]
+            # An item's feed entry id survives a move of its file (publish.py): an item
+            # issued under its old id is not taken again under the new one.
+            records = state.items()
+            entry_ids = {i: r.entry_id for i, r in records.items()}
+            issued_entries = issues.issued_entry_ids()
+            candidates = [
+                i
+                for i in published
+                if i.newsletter and i.id not in issued and entry_ids.get(i.id) not in issued_entries
+            ]
             if candidates:
                 agenda = sorted(
                     (i for i in published if i.event is not None and i.event.start > now),
@@ -200,6 +209,7 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     _intro(config),
                     json.dumps([item_to_json(i) for i in agenda]),
                     lambda ids: json.dumps(sorted({i.track for i in candidates if i.id in ids})),
+                    {i.id: entry_ids[i.id] for i in candidates if i.id in entry_ids},
                 )
                 if number is not None:
                     record = issues.get(number)

@@ -79,6 +79,29 @@ def key_of(*parts: object) -> str:
     return h.hexdigest()
 
 
+REDIRECT_VERSION = 1
+
+
+def redirect_page(site_title: str, target: str) -> bytes:
+    """Where an item page was before its file moved: a permanent pointer to the new page (a
+    static host has no 301; search engines treat an instant refresh with a canonical link
+    as one)."""
+    url = _escape_html(target)
+    title = _escape_html(site_title)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="nl">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>Dit bericht is verhuisd | {title}</title>\n"
+        f'<link rel="canonical" href="{url}">\n'
+        f'<meta http-equiv="refresh" content="0; url={url}">\n'
+        '<meta name="robots" content="noindex">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "</head>\n<body>\n<main>\n<h1>Dit bericht is verhuisd</h1>\n"
+        f'<p>Het staat nu op <a href="{url}">{url}</a>.</p>\n'
+        "</main>\n</body>\n</html>\n"
+    ).encode()
+
+
 def entry_key(entry: Entry) -> str:
     return entry.key
 
@@ -103,8 +126,10 @@ class Site:
         now: datetime,
         fingerprint: str,
         issues: Sequence[IssueLink] = (),
+        redirects: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.config = config
+        self.redirects = redirects  # (old item folder, URL of the item now), see publish.py
         self._make_env = env
         self._env: jinja2.Environment | None = None
         self.template_dirs = template_dirs
@@ -192,6 +217,7 @@ class Site:
         out += self._static()
         out += self._assets()
         out += self._item_pages()
+        out += self._redirect_pages()
         out += self._listings()
         out += self._fixed_pages()
         return out
@@ -267,6 +293,18 @@ class Site:
             og_image_alt=item.image_alt,
             feeds=self.feeds(item.track if known else None),
         )
+
+    def _redirect_pages(self) -> list[Output]:
+        # Not in the sitemap: it lists canonical pages only.
+        return [
+            Output(
+                f"site/{path}index.html",
+                key_of("redirect", REDIRECT_VERSION, self.config.site.title, target),
+                functools.partial(redirect_page, self.config.site.title, target),
+                2,
+            )
+            for path, target in self.redirects
+        ]
 
     def _paged(
         self,
