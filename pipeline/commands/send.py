@@ -80,13 +80,18 @@ def send(number: int | None, root: Path, resend_uncertain: bool) -> None:
 
     if report.uncertain:
         click.echo(
-            f"onzeker ({len(report.uncertain)}): het bericht was onderweg toen de verbinding of "
-            "een eerdere run stopte; niet opnieuw verstuurd (dat kan met --resend-uncertain):"
+            f"onzeker ({len(report.uncertain)}): het bericht was helemaal verstuurd, maar de "
+            "server bevestigde het niet (verbinding verbroken of time-out na de laatste punt, "
+            "of een eerdere run stopte); niet opnieuw verstuurd:"
         )
         for address in report.uncertain[:MAX_LISTED]:
             click.echo(f"  {address}")
         if len(report.uncertain) > MAX_LISTED:
             click.echo(f"  … en {len(report.uncertain) - MAX_LISTED} meer")
+        click.echo(
+            "opnieuw versturen aan de onzekere ontvangers (zij kunnen het dan twee keer "
+            f"krijgen): krimppost newsletter send {report.issue} --resend-uncertain"
+        )
     if report.aborted:
         click.echo(f"verzending afgebroken: {report.aborted}", err=True)
     if report.not_attempted:

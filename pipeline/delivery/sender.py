@@ -15,8 +15,16 @@ The delivery log (table `deliveries`) has a row per (issue, subscriber). For eac
 A run first turns every `sending` row it finds into `uncertain`: the message was in
 flight when the previous run died (at most one per connection) and may or may not have
 arrived. Those are listed and only sent again with `--resend-uncertain`. The same holds
-for a connection that drops or times out after the dot. So a subscriber never gets an
-issue twice, whatever is killed when.
+for a connection that closes in order or times out after the dot. A failure before the dot
+left (the connection gone while DATA went out, a reply or hang-up seen just before the dot,
+no answer to DATA) is retried with back-off like a 4xx: the server cannot have accepted
+the message. So is a reset after the dot: the server closed with our data, the dot
+included, unread (see `_reset_by_peer`). So a subscriber never gets an issue twice,
+whatever is killed when; a run that ends with uncertain recipients is not `ok` (exit 1).
+
+Outcomes: `sent`, `bounced`, `failed` (retries used up in this run; a later run tries
+again), `skipped` (no longer subscribed) and `uncertain` (needs a person) end a
+recipient's part of a send; `pending`, `deferred` and `sending` do not.
 
 Writes go through one writer thread (`Journal`) that commits whatever the connection
 threads queued meanwhile in one transaction (group commit), so several connections share
@@ -30,6 +38,7 @@ import functools
 import ipaddress
 import os
 import queue
+import select
 import smtplib
 import socket
 import sqlite3
@@ -329,7 +338,10 @@ class SendReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.bounced or self.aborted or self.not_attempted)
+        # Uncertain recipients need a person's decision (--resend-uncertain), so not ok.
+        return not (
+            self.failed or self.bounced or self.aborted or self.not_attempted or self.uncertain
+        )
 
     def summary(self) -> str:
         rate = self.sent / self.seconds if self.seconds else 0.0
@@ -675,8 +687,14 @@ class Delivery:
                 return _after_refusal(conn, code)
             conn.send(data)
             ticket.wait()  # durable `sending` before the dot
+            if _has_spoken(conn):  # a reply or a hang-up before the dot: nothing accepted
+                code, resp = conn.getreply()
+                status = "failed" if 500 <= code < 600 else "deferred"
+                self._record(recipient, status, f"{code} {_text(resp)} (voor de punt)")
+                conn.close()
+                return False
+            conn.send(b".\r\n")  # raises if the connection is already gone: not dotted
             dotted = True
-            conn.send(b".\r\n")
             code, resp = conn.getreply()
         except smtplib.SMTPNotSupportedError:
             self._record(recipient, "failed", "server ondersteunt geen SMTPUTF8")
@@ -685,10 +703,11 @@ class Delivery:
             conn.close()
             raise Stop(f"state store: {exc}") from None
         except (OSError, smtplib.SMTPException) as exc:
-            if dotted:
+            if dotted and not _reset_by_peer(exc):
                 self._uncertain(recipient, f"verbinding verbroken na verzenden: {_reply(exc)}")
             else:
-                self._record(recipient, "deferred", f"verbinding verbroken: {_reply(exc)}")
+                where = "na de punt, ongelezen" if dotted else "voor de punt"
+                self._record(recipient, "deferred", f"verbinding verbroken {where}: {_reply(exc)}")
             conn.close()
             return False
         reply = f"{code} {_text(resp)}"
@@ -850,6 +869,33 @@ def _reply(exc: BaseException) -> str:
     if isinstance(exc, socket.timeout | TimeoutError):
         return "time-out"
     return str(exc) or type(exc).__name__
+
+
+def _has_spoken(conn: smtplib.SMTP) -> bool:
+    """Whether the server sent something (a reply, or end of stream) while DATA went out."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+def _reset_by_peer(exc: BaseException) -> bool:
+    """A reset after the dot: the server closed with our data unread, the dot among it.
+
+    The dot is the last thing sent before the reply, and a TCP stack answers with a reset
+    (not an orderly close) when a socket is closed with unread data or data arrives after
+    it was closed; a server that read the dot and then hung up closes in order, and that
+    stays uncertain. smtplib turns the socket error into SMTPServerDisconnected.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionResetError | BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _after_refusal(conn: smtplib.SMTP, code: int) -> bool:

@@ -1,0 +1,197 @@
+"""Issue 13, unattended sending: broken SMTP connections (item 13), an interrupted automatic
+send that the service completes (item 3), a corrupted job row (item 12).
+
+The misbehaving server is a small SMTP server on raw loopback sockets, so it can stop at
+any byte of a conversation; the well-behaved one is aiosmtpd (see test_delivery.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+from test_delivery import add_subscribers, newsletter_project, set_smtp
+
+from conftest import REPO, Project
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+# What the raw server does with a recipient on the n-th time it sees its DATA:
+#   None            accept (250 after the dot)
+#   "mid-data"      read a few hundred bytes of the message, then close (the rest unread)
+#   "no-354"        never answer the DATA command (the client times out before the body)
+#   "after-dot"     read the whole message with its dot, then close without a reply
+#   "stall-after"   read the whole message with its dot and never reply (client times out)
+Behaviour = Callable[[str, int], str | None]
+
+
+class RawSMTP:
+    """A threaded SMTP server on 127.0.0.1 that misbehaves per recipient on request."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.lock = threading.Lock()
+        self.accepted: Counter[str] = Counter()  # the server has the whole message
+        self.seen: Counter[str] = Counter()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.closing.set()
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self.closing.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        # The client sends nothing after DATA until the 354, so the buffer is empty then
+        # and a raw recv() reads the message's first bytes.
+        reader = conn.makefile("rb")
+
+        def line() -> bytes:
+            out = reader.readline()
+            if not out:
+                raise EOFError
+            return out
+
+        def say(text: str) -> None:
+            conn.sendall(text.encode() + b"\r\n")
+
+        rcpt = ""
+        try:
+            say("220 raw.example.nl ESMTP")
+            while True:
+                command = line()
+                verb = command[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    conn.sendall(b"250-raw.example.nl\r\n250 8BITMIME\r\n")
+                elif verb == b"MAIL":
+                    rcpt = ""
+                    say("250 OK")
+                elif verb == b"RCPT":
+                    rcpt = command.split(b"<", 1)[1].split(b">", 1)[0].decode()
+                    say("250 OK")
+                elif verb == b"DATA":
+                    with self.lock:
+                        self.seen[rcpt] += 1
+                        what = self.behaviour(rcpt, self.seen[rcpt])
+                    if what == "no-354":
+                        self.closing.wait(30)
+                        return
+                    say("354 ga uw gang")
+                    if what == "mid-data":
+                        time.sleep(0.01)  # let the message arrive, then read only its start
+                        conn.recv(300)
+                        return  # closed with the rest of the message unread
+                    while line() != b".\r\n":
+                        pass
+                    with self.lock:
+                        self.accepted[rcpt] += 1
+                    if what == "after-dot":
+                        return
+                    if what == "stall-after":
+                        conn.settimeout(30)
+                        conn.recv(1)  # until the client gives up and closes
+                        return
+                    say("250 2.0.0 OK")
+                elif verb == b"RSET":
+                    say("250 OK")
+                elif verb == b"QUIT":
+                    say("221 tot ziens")
+                    return
+                else:
+                    say("502 onbekend")
+        except (EOFError, OSError):
+            pass
+        finally:
+            reader.close()
+            conn.close()
+
+
+def broken_project(project: Project, server: RawSMTP) -> list[str]:
+    newsletter_project(project)
+    set_smtp(project.root, server.port, timeout=0.5, retries=3, retry_delay=0.02)
+    return add_subscribers(project.root, 300)
+
+
+def run_send(root: Path) -> tuple[int, str]:
+    from pipeline.commands.send import send
+
+    result = CliRunner().invoke(send, ["--root", str(root)])
+    return result.exit_code, result.output
+
+
+def uncertain_rows(root: Path) -> set[str]:
+    db = sqlite3.connect(root / ".krimppost/state.sqlite")
+    try:
+        return {
+            email
+            for (email,) in db.execute(
+                "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber"
+                " WHERE d.status = 'uncertain'"
+            )
+        }
+    finally:
+        db.close()
+
+
+def test_failures_before_the_dot_are_retried_and_only_a_sent_dot_is_uncertain(
+    project: Project,
+) -> None:
+    faults: dict[str, str] = {}
+    server = RawSMTP(lambda address, n: faults.get(address) if n == 1 else None)
+    try:
+        addresses = broken_project(project, server)
+        for n, address in enumerate(addresses[5::23]):
+            faults[address] = ("mid-data", "no-354", "after-dot", "stall-after")[n % 4]
+        dotted = {a for a, f in faults.items() if f in ("after-dot", "stall-after")}
+        assert len(faults) == 13 and len(dotted) == 6
+        code, output = run_send(project.root)
+    finally:
+        server.close()
+    assert uncertain_rows(project.root) == dotted, output
+    # Everyone has the message exactly once; the uncertain ones too (the server has it).
+    assert server.accepted == Counter({a: 1 for a in addresses}), output
+    assert code == 1, output
+    assert f"onzeker ({len(dotted)})" in output
+    assert "krimppost newsletter send 1 --resend-uncertain" in output
+    assert "300 verstuurd" not in output and "294 verstuurd" in output
+
+
+def test_a_run_whose_failures_were_all_before_the_dot_ends_with_exit_0(
+    project: Project,
+) -> None:
+    faults: dict[str, list[str]] = {}
+
+    def behaviour(address: str, n: int) -> str | None:
+        plan = faults.get(address, [])
+        return plan[n - 1] if n <= len(plan) else None
+
+    server = RawSMTP(behaviour)
+    try:
+        addresses = broken_project(project, server)
+        for n, address in enumerate(addresses[::17]):
+            # closed mid-DATA on two attempts in a row, or DATA never answered once
+            faults[address] = [["mid-data", "mid-data"], ["no-354"]][n % 2]
+        code, output = run_send(project.root)
+    finally:
+        server.close()
+    assert code == 0, output
+    assert uncertain_rows(project.root) == set()
+    assert server.accepted == Counter({a: 1 for a in addresses})
+    assert "onzeker" not in output.split("nieuwsbrief 1:")[0]
