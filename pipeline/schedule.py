@@ -283,6 +283,7 @@ class Service:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.lock.acquire()
+        drop_unreadable_jobs(self.config.path(self.config.state.path))
         sched = self.config.schedule
         self.scheduler = BackgroundScheduler(
             jobstores={
@@ -469,6 +470,47 @@ class Service:
                 job=_job_kind(event.job_id), result="gemist", gepland=str(event.scheduled_run_time)
             )
         )
+
+
+def drop_unreadable_jobs(path: Path) -> list[str]:
+    """Delete persisted jobs that cannot be restored, before the scheduler reads them.
+
+    APScheduler raises on an unreadable row when a job is looked up by id (as `start`
+    does for the newsletter), which would stop the service at every start. The jobs are
+    made again by `start` and `plan_embargoes`; a dropped newsletter job loses only a slot
+    missed while the service was down.
+    """
+    import pickle
+    import sqlite3
+
+    from apscheduler.job import Job
+
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        try:
+            rows = db.execute(f"SELECT id, job_state FROM {JOBS_TABLE}").fetchall()
+        except sqlite3.OperationalError:  # no job table yet
+            return []
+        dropped = []
+        for job_id, blob in rows:
+            try:
+                Job.__new__(Job).__setstate__(pickle.loads(blob))
+            except Exception as exc:
+                db.execute(f"DELETE FROM {JOBS_TABLE} WHERE id = ?", (job_id,))
+                dropped.append(job_id)
+                log.warning(
+                    _line(
+                        event="taak-onleesbaar",
+                        job=job_id,
+                        detail=f"{type(exc).__name__}: {exc}"[:300],
+                        actie="verwijderd; wordt opnieuw aangemaakt",
+                    )
+                )
+        return dropped
+    finally:
+        db.close()
 
 
 def next_runs(config: Config) -> list[tuple[str, datetime | None]]:

@@ -8,6 +8,7 @@ any byte of a conversation; the well-behaved one is aiosmtpd (see test_delivery.
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import sqlite3
 import threading
@@ -16,8 +17,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from test_delivery import add_subscribers, newsletter_project, set_smtp
+from test_schedule import configure, start_service, stop, wait_for
 
 from conftest import REPO, Project
 
@@ -195,3 +198,50 @@ def test_a_run_whose_failures_were_all_before_the_dot_ends_with_exit_0(
     assert uncertain_rows(project.root) == set()
     assert server.accepted == Counter({a: 1 for a in addresses})
     assert "onzeker" not in output.split("nieuwsbrief 1:")[0]
+
+
+# --- item 12: a corrupted row in the job table ---------------------------------------------
+
+
+@pytest.mark.parametrize("job", ["nieuwsbrief", "build"])
+def test_a_corrupted_job_row_is_dropped_and_recreated(project: Project, job: str) -> None:
+    configure(project, newsletter="0 10 1-7 * tue")
+    service = start_service(project)
+    state = project.root / ".krimppost/state.sqlite"
+
+    def jobs() -> set[str]:
+        if not state.exists():
+            return set()
+        db = sqlite3.connect(state)
+        try:
+            return {row[0] for row in db.execute("SELECT id FROM apscheduler_jobs")}
+        except sqlite3.OperationalError:
+            return set()
+        finally:
+            db.close()
+
+    try:
+        wait_for(lambda: {"build", "nieuwsbrief"} <= jobs(), 30)
+    finally:
+        assert stop(service)[0] == 0
+    db = sqlite3.connect(state)
+    db.execute(
+        "UPDATE apscheduler_jobs SET job_state = ? WHERE id = ?", (b"\x80\x05kapot\x00", job)
+    )
+    db.commit()
+    db.close()
+
+    service = start_service(project)
+    try:
+        time.sleep(2.5)  # a crash loop would have ended the process by now
+        assert service.poll() is None, service.communicate(timeout=10)[1]
+    finally:
+        code, err = stop(service)
+    assert code == 0, err
+    assert "Traceback" not in err
+    dropped = [line for line in err.splitlines() if "taak-onleesbaar" in line]
+    assert len(dropped) == 1 and f"job={job}" in dropped[0], err
+    db = sqlite3.connect(state)
+    (blob,) = db.execute("SELECT job_state FROM apscheduler_jobs WHERE id = ?", (job,)).fetchone()
+    db.close()
+    assert pickle.loads(blob)["id"] == job  # recreated, readable again
