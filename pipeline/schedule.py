@@ -31,6 +31,7 @@ log = logging.getLogger("krimppost.run")
 BUILD_JOB = "build"
 WATCH_JOB = "build-wijziging"
 NEWSLETTER_JOB = "nieuwsbrief"
+RESUME_JOB = "verzending-hervatten"
 EMBARGO_PREFIX = "embargo-"
 JOBS_TABLE = "apscheduler_jobs"
 
@@ -100,11 +101,45 @@ def run_build(root: str) -> dict[str, Any]:
 def run_newsletter(root: str, auto_send: bool) -> dict[str, Any]:
     from pipeline.commands.newsletter import compile_issue
 
+    out: dict[str, Any] = {"result": "ok"}
+    if auto_send:  # an earlier send cut short (kill, crash, reboot) goes first
+        out.update(resume_sends(root))
     report = compile_issue(Path(root), datetime.now(UTC))
-    out: dict[str, Any] = {"result": "ok", "nummer": report.number, "berichten": report.items}
+    out.update({"nummer": report.number, "berichten": report.items})
     if report.number is not None and auto_send:
         out.update(_send(root, report.number))
     return out
+
+
+def unfinished_sends(root: str) -> list[int]:
+    """Issues whose send has begun and left recipients without an outcome."""
+    from pipeline.state import WAITING, IssueStore, StateStore
+
+    config = load_config(Path(root))
+    path = config.path(config.state.path)
+    if not path.exists():
+        return []
+    with StateStore(path) as state:
+        progress = IssueStore(state).send_progress()
+    return sorted(n for n, counts in progress.items() if any(counts.get(s) for s in WAITING))
+
+
+def resume_sends(root: str) -> dict[str, Any]:
+    """Finish every begun send, oldest issue first (with auto_send only: see Service.start)."""
+    numbers = unfinished_sends(root)
+    out: dict[str, Any] = {"hervat": numbers} if numbers else {}
+    totals: dict[str, int] = {}
+    for number in numbers:
+        log.info(_line(event="verzending-hervat", nummer=number))
+        for key, value in _send(root, number).items():
+            totals[key] = totals.get(key, 0) + value
+    if totals:
+        out["hervat_resultaat"] = totals
+    return out
+
+
+def run_resume(root: str) -> dict[str, Any]:
+    return {"result": "ok", **resume_sends(root)}
 
 
 def _send(root: str, number: int) -> dict[str, Any]:
@@ -335,6 +370,21 @@ class Service:
                 )
         elif existing is not None:
             existing.remove()
+        if sched.auto_send:
+            # A send the service would have made, cut short by a kill or a reboot, is
+            # finished now rather than at the next slot. Without auto_send a person sends,
+            # and `status` lists what was left unfinished.
+            self.scheduler.add_job(
+                run_resume,
+                "date",
+                run_date=datetime.now(self.config.site.tz),
+                args=[root],
+                id=RESUME_JOB,
+                name="onderbroken verzending hervatten",
+                jobstore="memory",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
         self.scheduler.resume()
         self.plan_embargoes()
         self._watch()

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,10 +22,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_delivery import add_subscribers, newsletter_project, set_smtp
+from test_delivery import (
+    NOW,
+    Recorder,
+    Sink,
+    add_subscribers,
+    item,
+    newsletter_project,
+    set_smtp,
+)
 from test_schedule import configure, start_service, stop, wait_for
 
-from conftest import REPO, Project
+from conftest import REPO, Project, build_at
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -245,3 +256,88 @@ def test_a_corrupted_job_row_is_dropped_and_recreated(project: Project, job: str
     (blob,) = db.execute("SELECT job_state FROM apscheduler_jobs WHERE id = ?", (job,)).fetchone()
     db.close()
     assert pickle.loads(blob)["id"] == job  # recreated, readable again
+
+
+# --- item 3: an automatic send killed half-way is finished by the service ------------------
+
+
+def delivery_counts(root: Path) -> Counter[str]:
+    db = sqlite3.connect(f"file:{root / '.krimppost/state.sqlite'}?mode=ro", uri=True)
+    try:
+        return Counter(dict(db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status")))
+    finally:
+        db.close()
+
+
+def status_output(root: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "status", "--root", str(root)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_an_automatic_send_killed_half_way_is_shown_and_finished_by_the_service(
+    project: Project,
+) -> None:
+    recorder = Recorder()
+    sink = Sink(recorder)
+    try:
+        for n, track in enumerate(["wrb", "woningmarkt", "energietransitie"]):
+            project.write(f"{track}/bericht-{n}.md", item(n, track))
+        build_at(project, NOW)
+        configure(project, newsletter="0 10 1-7 * tue", auto_send=True)
+        set_smtp(project.root, sink.port, rate_per_second=25, connections=1)
+        addresses = add_subscribers(project.root, 40)
+
+        # The newsletter job of the service (compile, then send), in a process of its own.
+        job = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pipeline.schedule import run_newsletter;"
+                " run_newsletter(sys.argv[1], True)",
+                str(project.root),
+            ],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Kill it between two messages (the rate leaves 40 ms between them), so nobody is
+        # in flight and the test can ask for every recipient exactly once.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and job.poll() is None:
+            got = sum(recorder.received().values())
+            if got >= 10 and (project.root / ".krimppost/state.sqlite").exists():
+                counts = delivery_counts(project.root)
+                if counts["sent"] == got and not counts["sending"]:
+                    break
+            time.sleep(0.002)
+        job.send_signal(signal.SIGKILL)
+        job.wait(10)
+        sent = sum(recorder.received().values())
+        assert 10 <= sent < 40
+
+        shown = status_output(project.root)
+        assert "nieuwsbrieven nog niet verstuurd: 1" in shown, shown
+        assert f"nieuwsbrief 1: {sent} verstuurd, {40 - sent} wachtend" in shown, shown
+        assert "de dienst gaat verder" in shown
+
+        service = start_service(project)
+        try:
+            wait_for(lambda: sum(recorder.received().values()) >= 40, 30, 0.05)
+            wait_for(lambda: delivery_counts(project.root)["sent"] == 40, 10, 0.05)
+        finally:
+            code, err = stop(service)
+        assert code == 0, err
+        assert "event=verzending-hervat nummer=1" in err
+    finally:
+        sink.close()
+    assert recorder.received() == Counter({a: 1 for a in addresses})  # 0 twice, 0 missing
+    shown = status_output(project.root)
+    assert "nieuwsbrieven nog niet verstuurd: 0" in shown, shown
+    assert "onzekere ontvangers: 0" in shown

@@ -12,7 +12,7 @@ from pipeline.content.model import ItemState
 from pipeline.content.reader import read_content
 from pipeline.errors import Problem
 from pipeline.schedule import RunLog, ServiceLock, ServicePaths, next_runs
-from pipeline.state import IssueStore, StateStore
+from pipeline.state import WAITING, IssueStore, StateStore
 
 
 @dataclass
@@ -23,7 +23,10 @@ class Status:
     problems: tuple[Problem, ...]
     embargoed: list[tuple[str, datetime]]
     drafts_waiting: list[str] = field(default_factory=list)
-    unsent_issues: list[tuple[int, str]] = field(default_factory=list)
+    unsent_issues: list[tuple[int, str]] = field(default_factory=list)  # never begun
+    unfinished_sends: list[tuple[int, dict[str, int]]] = field(default_factory=list)
+    uncertain: list[tuple[int, int]] = field(default_factory=list)  # (issue, recipients)
+    auto_send: bool = False
     subscribers: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -50,8 +53,30 @@ class Status:
         ]
         out.append(f"social-concepten te beoordelen: {len(self.drafts_waiting)}")
         out += [f"  {d}" for d in self.drafts_waiting[:20]]
-        out.append(f"nieuwsbrieven nog niet verstuurd: {len(self.unsent_issues)}")
+        unsent = len(self.unsent_issues) + len(self.unfinished_sends)
+        out.append(f"nieuwsbrieven nog niet verstuurd: {unsent}")
         out += [f"  #{n}: {subject}" for n, subject in self.unsent_issues]
+        if self.unfinished_sends:
+            out.append(
+                "  onderbroken verzendingen (de dienst gaat verder bij de start en bij het "
+                "volgende nieuwsbriefmoment):"
+                if self.auto_send
+                else "  onderbroken verzendingen (verder met: krimppost newsletter send N):"
+            )
+        for n, counts in self.unfinished_sends:
+            line = (
+                f"  nieuwsbrief {n}: {counts.get('sent', 0)} verstuurd, "
+                f"{counts.get('pending', 0) + counts.get('deferred', 0)} wachtend"
+            )
+            if counts.get("sending"):
+                line += f", {counts['sending']} onderweg toen de verzending stopte (onzeker)"
+            out.append(line)
+        out.append(f"onzekere ontvangers: {sum(count for _, count in self.uncertain)}")
+        out += [
+            f"  nieuwsbrief {n}: {count} (opnieuw versturen: krimppost newsletter send {n}"
+            " --resend-uncertain)"
+            for n, count in self.uncertain
+        ]
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.subscribers.items())) or "geen"
         out.append(f"abonnees: {counts}")
         return out
@@ -78,9 +103,20 @@ def status(root: Path, now: datetime) -> Status:
     if state_path.exists():
         with StateStore(state_path) as state:
             issues = IssueStore(state)
-            sent = _sent_issues(state)
+            progress = _send_progress(issues)
+            result.auto_send = config.schedule.auto_send
             result.unsent_issues = [
-                (n, subject) for n, subject, _ in issues.summaries() if n not in sent
+                (n, subject) for n, subject, _ in issues.summaries() if n not in progress
+            ]
+            result.unfinished_sends = [
+                (n, counts)
+                for n, counts in sorted(progress.items())
+                if any(counts.get(s) for s in WAITING)
+            ]
+            result.uncertain = [
+                (n, counts["uncertain"])
+                for n, counts in sorted(progress.items())
+                if counts.get("uncertain")
             ]
             result.subscribers = _subscriber_counts(state)
     return result
@@ -101,14 +137,11 @@ def _drafts_waiting(config: Any) -> list[str]:
     return [f"{v.draft.id} ({v.status})" for v in views]
 
 
-def _sent_issues(state: StateStore) -> set[int]:
+def _send_progress(issues: IssueStore) -> dict[int, dict[str, int]]:
     try:
-        rows = state.db.execute(
-            "SELECT DISTINCT issue FROM deliveries WHERE status = 'sent'"
-        ).fetchall()
+        return issues.send_progress()
     except Exception:
-        return set()
-    return {row[0] for row in rows}
+        return {}
 
 
 def _subscriber_counts(state: StateStore) -> dict[str, int]:
