@@ -185,6 +185,12 @@ def test_failures_before_the_dot_are_retried_and_only_a_sent_dot_is_uncertain(
     assert f"onzeker ({len(dotted)})" in output
     assert "krimppost newsletter send 1 --resend-uncertain" in output
     assert "300 verstuurd" not in output and "294 verstuurd" in output
+    shown = status_output(project.root)  # a finished send, but uncertain ones need a person
+    assert "nieuwsbrieven nog niet verstuurd: 0" in shown, shown
+    assert (
+        "onzekere ontvangers: 6\n  nieuwsbrief 1: 6 (opnieuw versturen: krimppost newsletter"
+        " send 1 --resend-uncertain)" in shown
+    ), shown
 
 
 def test_a_run_whose_failures_were_all_before_the_dot_ends_with_exit_0(
@@ -325,7 +331,7 @@ def test_an_automatic_send_killed_half_way_is_shown_and_finished_by_the_service(
         shown = status_output(project.root)
         assert "nieuwsbrieven nog niet verstuurd: 1" in shown, shown
         assert f"nieuwsbrief 1: {sent} verstuurd, {40 - sent} wachtend" in shown, shown
-        assert "de dienst gaat verder" in shown
+        assert "maakt de dienst af" in shown
 
         service = start_service(project)
         try:

@@ -58,10 +58,10 @@ class Status:
         out += [f"  #{n}: {subject}" for n, subject in self.unsent_issues]
         if self.unfinished_sends:
             out.append(
-                "  onderbroken verzendingen (de dienst gaat verder bij de start en bij het "
-                "volgende nieuwsbriefmoment):"
+                "  onvoltooide verzendingen (een onderbroken verzending maakt de dienst af bij "
+                "de start en bij het volgende nieuwsbriefmoment):"
                 if self.auto_send
-                else "  onderbroken verzendingen (verder met: krimppost newsletter send N):"
+                else "  onvoltooide verzendingen (verder met: krimppost newsletter send N):"
             )
         for n, counts in self.unfinished_sends:
             line = (
@@ -69,7 +69,7 @@ class Status:
                 f"{counts.get('pending', 0) + counts.get('deferred', 0)} wachtend"
             )
             if counts.get("sending"):
-                line += f", {counts['sending']} onderweg toen de verzending stopte (onzeker)"
+                line += f", {counts['sending']} onderweg (onzeker als de verzending toen stopte)"
             out.append(line)
         out.append(f"onzekere ontvangers: {sum(count for _, count in self.uncertain)}")
         out += [
