@@ -19,16 +19,17 @@ MAX_LISTED = 50
 @click.option(
     "--resend-uncertain",
     is_flag=True,
-    help="Verstuur ook aan wie het bericht onderweg was toen een eerdere run stopte "
-    "(zij kunnen het dan twee keer krijgen).",
+    help="Verstuur ook aan de onzekere ontvangers: hun bericht ging helemaal weg maar de "
+    "server bevestigde het niet (zij kunnen het dan twee keer krijgen).",
 )
 @_reports_errors
 def send(number: int | None, root: Path, resend_uncertain: bool) -> None:
     """Verstuur nummer N (standaard: het laatste) aan de actieve abonnees van zijn trajecten.
 
     Een onderbroken verzending gaat bij de volgende run verder: niemand krijgt een nummer
-    twee keer. Wie een bericht onderweg had toen de vorige run stopte, staat als onzeker
-    in de samenvatting en krijgt het alleen opnieuw met --resend-uncertain.
+    twee keer. Wie een bericht onderweg had toen de vorige run stopte, of wiens bericht
+    de server niet meer bevestigde, staat als onzeker in de samenvatting (exit 1) en krijgt
+    het alleen opnieuw met --resend-uncertain.
     """
     from pipeline.delivery.sender import SendReport, send_issue
 
