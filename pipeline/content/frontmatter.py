@@ -13,6 +13,11 @@ except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 
+# An editor's front matter is a small mapping: these bounds keep hostile input cheap.
+MAX_FRONT_MATTER_BYTES = 64 * 1024
+MAX_DEPTH = 16  # nested mappings and lists (event.start is depth 2)
+
+
 class FrontMatterError(ValueError):
     def __init__(self, line: int | None, message: str) -> None:
         super().__init__(message)
@@ -74,6 +79,46 @@ def split(text: str) -> tuple[str, str, int, int]:
     raise FrontMatterError(1, "front matter wordt niet afgesloten met een regel '---'")
 
 
+def _anchor_or_alias(front: str, offset: int) -> FrontMatterError | None:
+    """The first anchor or alias, found from the parser's events (linear in the text):
+    composing or walking aliased nodes is what makes a few hundred bytes expand to millions
+    of values. Merge keys (`<<: *a`) need an alias, so they go with them."""
+    if "&" not in front and "*" not in front:
+        return None  # neither can be written without one of these characters
+    loader = _Loader(front)
+    try:
+        while (event := loader.get_event()) is not None:
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                return FrontMatterError(
+                    event.start_mark.line + offset,
+                    "ankers en verwijzingen (&naam, *naam) zijn niet toegestaan in front "
+                    "matter; schrijf elke waarde voluit",
+                )
+            if isinstance(event, yaml.StreamEndEvent):
+                break
+    except yaml.YAMLError:
+        pass  # composing reports the syntax error with its line
+    finally:
+        loader.dispose()
+    return None
+
+
+def _too_deep(node: yaml.Node, offset: int, depth: int = 1) -> FrontMatterError | None:
+    """Nesting beyond MAX_DEPTH (`[[[[…]]]]`); a tree here, as aliases were refused."""
+    if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        return None
+    if depth > MAX_DEPTH:
+        return FrontMatterError(
+            node.start_mark.line + offset,
+            f"front matter is te diep genest (meer dan {MAX_DEPTH} niveaus lijsten of sleutels)",
+        )
+    children = [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else node.value
+    for child in children:
+        if found := _too_deep(child, offset, depth + 1):
+            return found
+    return None
+
+
 def _collect_lines(node: yaml.Node, prefix: str, offset: int, out: dict[str, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -112,6 +157,15 @@ def load(text: str) -> Document:
     """Parse a decoded item file. Raises FrontMatterError with the line of the problem."""
     front, body, body_line, end_line = split(text)
     offset = 2  # YAML line 0 is file line 2 (after the opening '---')
+    size = len(front.encode())
+    if size > MAX_FRONT_MATTER_BYTES:
+        raise FrontMatterError(
+            1,
+            f"front matter is te groot ({size // 1024} KiB, hoogstens "
+            f"{MAX_FRONT_MATTER_BYTES // 1024} KiB): lange tekst hoort in de body",
+        )
+    if found := _anchor_or_alias(front, offset):
+        raise found
     loader = _Loader(front)
     try:
         node = loader.get_single_node()
@@ -119,6 +173,8 @@ def load(text: str) -> Document:
             raise FrontMatterError(
                 1, "front matter is leeg: title, date, kind, track en summary ontbreken"
             )
+        if deep := _too_deep(node, offset):
+            raise deep
         if dup := _duplicate_key(node, offset):
             raise dup
         data = loader.construct_document(node)
