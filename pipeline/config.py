@@ -66,7 +66,21 @@ class Option:
         if not ok:
             expected = " of ".join(_type_name(k()) for k in kinds)
             raise OptionError(f"moet {expected} zijn, niet {_type_name(value)}")
+        for entry in value if isinstance(value, list) else [value]:
+            _one_line(entry)
         return self.check(value) if self.check else value
+
+
+# Config strings end up in mail headers, calendar lines and feed titles, where a line break
+# or another control character breaks the output (or forges a header): none is accepted.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(value: object) -> None:
+    if isinstance(value, str) and (m := _CONTROL.search(value)):
+        raise OptionError(
+            f"mag geen regeleinde of ander stuurteken bevatten (gevonden: U+{ord(m.group()):04X})"
+        )
 
 
 def _non_empty(value: str) -> str:
