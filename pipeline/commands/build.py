@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.config import Config, file_problems, load_config
 from pipeline.content.reader import ContentFiles, asset_url, read_content, scan_content
-from pipeline.errors import Problem
+from pipeline.errors import KrimppostError, Problem
 from pipeline.fingerprints import code_fingerprint
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry, Publication, decide
@@ -323,7 +323,11 @@ def _set_jobs(jobs: list[Output], outbox: Outbox, previous: dict[str, tuple[str,
     _jobs = (jobs, outbox, previous)
 
 
-def _render_range(bounds: tuple[int, int]) -> list[tuple[str, str, str, tuple[str, str] | None]]:
+# path, key, digest, staged temp file (None: identical bytes in place), error (None: made)
+_Rendered = tuple[str, str, str, tuple[str, str] | None, str | None]
+
+
+def _render_range(bounds: tuple[int, int]) -> list[_Rendered]:
     assert _jobs is not None
     jobs, outbox, previous = _jobs
     with outbox.writing_in_background():
@@ -332,14 +336,19 @@ def _render_range(bounds: tuple[int, int]) -> list[tuple[str, str, str, tuple[st
 
 def _render_one(
     out: Output, outbox: Outbox, previous: dict[str, tuple[str, str]]
-) -> tuple[str, str, str, tuple[str, str] | None]:
+) -> _Rendered:
     """Render one output; stage it unless identical bytes are already in place."""
-    data = out.produce()
+    try:
+        data = out.produce()
+    except KrimppostError:
+        raise  # a broken template or setting, with its line: every page of it would fail
+    except Exception as exc:  # one file that cannot be made must not stop every build
+        return out.path, out.key, "", None, f"{type(exc).__name__}: {exc}"
     d = digest(data)
     prev = previous.get(out.path)
     if prev is not None and prev[1] == d and outbox.exists(out.path):
-        return out.path, out.key, d, None
-    return out.path, out.key, d, outbox.stage_file(out.path, data)
+        return out.path, out.key, d, None, None
+    return out.path, out.key, d, outbox.stage_file(out.path, data), None
 
 
 def _write(
@@ -361,7 +370,7 @@ def _write(
     jobs.sort(key=lambda o: o.stage)
     last_stage = jobs[0].stage if jobs else 0
     workers = cpu_count(config.build.workers)
-    results: list[tuple[str, str, str, tuple[str, str] | None]] = []
+    results: list[_Rendered] = []
     try:
         if workers > 1 and len(jobs) >= _PARALLEL_THRESHOLD:
             size = max(20, len(jobs) // (workers * 8))
@@ -378,7 +387,20 @@ def _write(
                     if progress is not None and index % 50 == 0:
                         progress(index, len(jobs))
         changed: dict[str, tuple[str, str]] = {}
-        for job, (path, key, d, temp) in zip(jobs, results, strict=True):
+        owners = {f"site/{e.path}": e.item.source for e in report.publication.entries}
+        for job, (path, key, d, temp, error) in zip(jobs, results, strict=True):
+            if error is not None:
+                # The file stays as it was and is made again by the next build.
+                owner = owners.get(path.rpartition("/")[0] + "/")
+                report.problems = (
+                    *report.problems,
+                    Problem(
+                        owner or f"outbox/{path}",
+                        None,
+                        f"interne fout bij het maken van outbox/{path}: {error}",
+                    ),
+                )
+                continue
             changed[path] = (key, d)
             if temp is None:
                 report.unchanged += 1

@@ -18,7 +18,14 @@ import nh3
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 
+from pipeline.content.fields import CONTROL_CHARACTERS
 from pipeline.content.model import ASSET_PREFIX
+
+# A body larger than this is refused (a report belongs in an attachment): it would be
+# copied into every feed and newsletter it appears in, and lxml refuses a text node of 10 MB.
+MAX_BODY_BYTES = 1_000_000
+# What the body may grow to once converted (entities, reference links used many times).
+MAX_HTML_BYTES = 5_000_000
 
 MARKDOWN_EXTENSIONS: tuple[str, ...] = ("extra", "sane_lists")
 MARKDOWN_CONFIGS = {
@@ -101,6 +108,30 @@ def resolve_url(value: str, base_url: str, item_dir: str) -> str:
     return urljoin(base_url, ASSET_PREFIX + path.lstrip("./")) + suffix
 
 
+def size_problem(body: str) -> str | None:
+    size = len(body.encode())
+    if size > MAX_BODY_BYTES:
+        return (
+            f"de tekst is te lang: {_megabytes(size)}, het maximum is {_megabytes(MAX_BODY_BYTES)}; "
+            "zet lange stukken in een bijlage"
+        )
+    return None
+
+
+def html_size_problem(html: str) -> str | None:
+    size = len(html.encode())
+    if size > MAX_HTML_BYTES:
+        return (
+            f"de tekst wordt na omzetten te groot: {_megabytes(size)} HTML, het maximum is "
+            f"{_megabytes(MAX_HTML_BYTES)}; gebruik minder herhaalde links of tekens als &"
+        )
+    return None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB".replace(".", ",")
+
+
 def render(body: str, base_url: str, item_dir: str) -> tuple[str, str]:
     """Return (sanitised html, plain text) for a Markdown body."""
     html = render_html(body, base_url, item_dir)
@@ -127,6 +158,9 @@ def render_html(body: str, base_url: str, item_dir: str) -> str:
         attribute_filter=rewrite,
         strip_comments=True,
     )
+    # nh3 decodes entities such as &#1; to the character itself: invisible control
+    # characters (typed, pasted or as an entity) go, as XML feeds and iCalendar refuse them.
+    html = CONTROL_CHARACTERS.sub("", html)
     # An <img> without alt fails WCAG; nh3's output is normalised, so a pattern is safe here.
     return _IMG_WITHOUT_ALT.sub('<img alt=""', html)
 

@@ -27,6 +27,33 @@ _DATETIME = re.compile(
 )
 _DURATION = re.compile(r"^(\d{1,3}):([0-5]\d):([0-5]\d)$")
 _MIME = re.compile(r"^(audio|video)/[a-z0-9][a-z0-9.+-]*$")
+# Years an item's dates may have: wide enough for any archive and any plan, narrow enough
+# that an offset, a default event duration or a month arithmetic never leaves Python's range.
+MIN_YEAR, MAX_YEAR = 1900, 2999
+# Upper bounds on what one item may hold: far above any real item, low enough that the
+# feeds, calendars and social drafts stay fast (feedgen's category() is quadratic).
+MAX_TAGS = 50
+MAX_REGIONS = 50
+MAX_ATTACHMENTS = 100
+MAX_AUDIO_BYTES = 5_000_000_000  # 5 GB: a 24-hour episode at 320 kbit/s is 3.5 GB
+MAX_CHARS: dict[str, int] = {
+    "title": 300,
+    "summary": 2000,
+    "image_alt": 1000,
+    "location": 300,
+    "tag": 100,
+    "attachment": 300,
+    "social": 5000,
+    "url": 2000,
+}
+# Line breaks (also U+2028/U+2029, NEL, VT, FF) in a one-line field come from a YAML block
+# scalar or a paste: folded into one space. Other control characters, surrogates and the
+# non-characters U+FFFE/U+FFFF are invisible and break XML and iCalendar: rejected.
+_BREAKS = re.compile(r"\s*[\t\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]\s*")
+_MULTILINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+CONTROL_CHARACTERS = _CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"
+)
 _MONTHS = [
     "januari",
     "februari",
@@ -77,13 +104,35 @@ def type_name(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def text(value: Any, *, empty_ok: bool = False) -> str:
+def control_problem(value: str) -> str | None:
+    """The Dutch complaint about the first invisible control character in `value`, if any."""
+    if m := _CONTROL.search(value):
+        return (
+            f"bevat een onzichtbaar stuurteken (U+{ord(m.group()):04X}) op positie "
+            f"{m.start() + 1}; verwijder het"
+        )
+    return None
+
+
+def text(
+    value: Any, *, empty_ok: bool = False, multiline: bool = False, limit: int | None = None
+) -> str:
+    """A string field: one line (line breaks folded into a space) unless `multiline`."""
     if not isinstance(value, str):
         hint = "; zet de waarde tussen aanhalingstekens" if isinstance(value, int | float) else ""
         raise FieldError(f"moet tekst zijn, niet {type_name(value)}{hint}")
-    if not empty_ok and not value.strip():
+    value = (_MULTILINE_BREAKS.sub("\n", value) if multiline else _BREAKS.sub(" ", value)).strip()
+    if problem := control_problem(value):
+        raise FieldError(problem)
+    if not empty_ok and not value:
         raise FieldError("mag niet leeg zijn")
-    return value.strip()
+    if limit is not None and len(value) > limit:
+        raise FieldError(f"is te lang: {len(value)} tekens, het maximum is {limit}")
+    return value
+
+
+def limited(limit: int, **options: Any) -> Callable[[Any], str]:
+    return lambda value: text(value, limit=limit, **options)
 
 
 def boolean(value: Any) -> bool:
@@ -92,24 +141,30 @@ def boolean(value: Any) -> bool:
     return value
 
 
-def string_list(value: Any) -> tuple[str, ...]:
+def string_list(value: Any, maximum: int) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise FieldError(
             f"moet een lijst zijn, bijvoorbeeld [wonen, krimp], niet {type_name(value)}"
         )
+    if len(value) > maximum:
+        raise FieldError(f"heeft {len(value)} elementen; het maximum is {maximum}")
     out: list[str] = []
     for index, entry in enumerate(value):
         if not isinstance(entry, str) or not entry.strip():
             raise FieldError(
                 f"element {index + 1} moet niet-lege tekst zijn, niet {type_name(entry)}"
             )
-        if entry.strip() not in out:
-            out.append(entry.strip())
+        try:
+            entry = text(entry, limit=MAX_CHARS["tag"])
+        except FieldError as exc:
+            raise FieldError(f"element {index + 1} {exc.message}") from None
+        if entry not in out:
+            out.append(entry)
     return tuple(out)
 
 
 def http_url(value: Any) -> str:
-    url = text(value)
+    url = text(value, limit=MAX_CHARS["url"])
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
         raise FieldError(f"moet een volledige http(s)-URL zijn, niet {url!r}")
@@ -154,9 +209,14 @@ def _colon(offset: str) -> str:
 
 def _calendar_date(raw: str, y: str, mo: str, d: str) -> date:
     year, month, day = int(y), int(mo), int(d)
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise FieldError(
+            f"{raw!r} ligt buiten het toegestane bereik: het jaar moet tussen "
+            f"{MIN_YEAR} en {MAX_YEAR} liggen"
+        )
     if not 1 <= month <= 12:
         raise FieldError(f"{raw!r} is geen bestaande datum: maand {month} bestaat niet")
-    if year < 1 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+    if not 1 <= day <= calendar.monthrange(year, month)[1]:
         raise FieldError(
             f"{raw!r} is geen bestaande datum: {day} {_MONTHS[month - 1]} {year} bestaat niet"
         )
@@ -269,8 +329,8 @@ def validate(
             )
 
     v = f.values
-    v["title"] = f.take("title", text, required=True)
-    v["summary"] = f.take("summary", text, required=True)
+    v["title"] = f.take("title", limited(MAX_CHARS["title"]), required=True)
+    v["summary"] = f.take("summary", limited(MAX_CHARS["summary"]), required=True)
     date_value = f.take("date", lambda x: moment(x, tz), required=True)
 
     def kind(value: Any) -> str:
@@ -299,8 +359,8 @@ def validate(
 
     v["kind"] = f.take("kind", kind, required=True)
     v["track"] = f.take("track", track, required=True)
-    v["tags"] = f.take("tags", string_list) or ()
-    v["regions"] = f.take("regions", string_list) or ()
+    v["tags"] = f.take("tags", lambda x: string_list(x, MAX_TAGS)) or ()
+    v["regions"] = f.take("regions", lambda x: string_list(x, MAX_REGIONS)) or ()
     publish = f.take("publish_at", lambda x: moment(x, tz))
     v["draft"] = bool(f.take("draft", boolean))
     v["newsletter"] = f.take("newsletter", boolean) is not False
@@ -327,7 +387,7 @@ def _path_or_url(value: Any, item_dir: str) -> tuple[str, str | None]:
 
 def _image(f: Fields, item_dir: str) -> None:
     f.values["image"] = f.take("image", lambda x: _path_or_url(x, item_dir))
-    f.values["image_alt"] = f.take("image_alt", text)
+    f.values["image_alt"] = f.take("image_alt", limited(MAX_CHARS["image_alt"]))
     if "image" in f.data and "image_alt" not in f.data:
         f.error(
             "image",
@@ -335,6 +395,52 @@ def _image(f: Fields, item_dir: str) -> None:
         )
     if "image_alt" in f.data and "image" not in f.data:
         f.error("image_alt", "'image_alt' zonder 'image'")
+
+
+def _nested(
+    f: Fields,
+    key: str,
+    value: Any,
+    checks: dict[str, Callable[[Any], Any]],
+    required: tuple[str, ...],
+    label: str = "",
+) -> dict[str, Any] | None:
+    """Validate a nested mapping, every bad key reported in one run; None if any is bad."""
+    allowed = tuple(checks)
+    if not isinstance(value, dict):
+        f.error(
+            key,
+            f"'{key}' {label}moet een tabel met sleutels zijn ({', '.join(allowed)}), "
+            f"niet {type_name(value)}",
+        )
+        return None
+    ok = True
+    meant: set[str] = set()  # a misspelt key is reported once, not also as missing
+    for name in value:
+        if name not in allowed:
+            ok = False
+            meant.update(difflib.get_close_matches(str(name), list(allowed), n=1, cutoff=0.6))
+            f.error(
+                f"{key}.{name}",
+                f"'{key}.{name}' {label}onbekende sleutel '{name}'"
+                f"{_suggest(str(name), list(allowed))} (toegestaan: {', '.join(allowed)})",
+            )
+    for name in required:
+        if name not in value:
+            ok = False
+            if name not in meant:
+                f.error(key, f"'{key}' {label}mist verplichte sleutel '{name}'")
+    out: dict[str, Any] = {}
+    for name, check in checks.items():
+        if name not in value:
+            continue
+        try:
+            out[name] = check(value[name])
+        except FieldError as exc:
+            ok = False
+            sub = exc.key or f"{key}.{name}"
+            f.error(sub, f"'{sub}' {exc.message}")
+    return out if ok else None
 
 
 def _event(f: Fields, tz: ZoneInfo) -> None:
@@ -352,23 +458,30 @@ def _event(f: Fields, tz: ZoneInfo) -> None:
         f.error("event", f"'event' hoort alleen bij kind: event (dit item is {kind!r})")
         return
 
-    def check(value: Any) -> tuple:
-        m = _mapping(
-            value, "event", ("start", "end", "location", "registration_url"), ("start", "location")
-        )
-        start = _sub("event", "start", lambda x: moment(x, tz), m["start"])
-        end = _sub("event", "end", lambda x: moment(x, tz), m["end"]) if "end" in m else None
-        if end and end[0] < start[0]:
-            raise FieldError("mag niet vóór 'event.start' liggen", "event.end")
-        location = _sub("event", "location", text, m["location"])
-        reg = (
-            _sub("event", "registration_url", http_url, m["registration_url"])
-            if m.get("registration_url") is not None
-            else None
-        )
-        return start[0], end[0] if end else None, location, reg
+    def when(value: Any) -> datetime:
+        return moment(value, tz)[0]
 
-    f.values["event"] = f.take("event", check)
+    def registration(value: Any) -> str | None:
+        return None if value is None else http_url(value)
+
+    m = _nested(
+        f,
+        "event",
+        f.data["event"],
+        {
+            "start": when,
+            "end": when,
+            "location": limited(MAX_CHARS["location"]),
+            "registration_url": registration,
+        },
+        ("start", "location"),
+    )
+    if m is None:
+        return
+    if m.get("end") is not None and m["end"] < m["start"]:
+        f.error("event.end", "'event.end' mag niet vóór 'event.start' liggen")
+        return
+    f.values["event"] = (m["start"], m.get("end"), m["location"], m.get("registration_url"))
 
 
 def _audio(f: Fields, item_dir: str) -> None:
@@ -389,6 +502,11 @@ def _audio(f: Fields, item_dir: str) -> None:
     def length(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise FieldError(f"moet een positief geheel aantal bytes zijn, niet {value!r}")
+        if value > MAX_AUDIO_BYTES:
+            raise FieldError(
+                f"is {value} bytes; het maximum is {MAX_AUDIO_BYTES} (5 GB): "
+                "klopt de bestandsgrootte?"
+            )
         return value
 
     def duration(value: Any) -> str:
@@ -407,52 +525,58 @@ def _audio(f: Fields, item_dir: str) -> None:
             raise FieldError(f"moet een MIME-type voor audio zijn, zoals audio/mpeg, niet {raw!r}")
         return raw
 
-    def check(value: Any) -> tuple:
-        m = _mapping(
-            value,
-            "audio",
-            ("url", "length", "duration", "type"),
-            ("url", "length", "duration", "type"),
-        )
-        url = _sub("audio", "url", lambda x: _path_or_url(x, item_dir), m["url"])
-        return (
-            url,
-            _sub("audio", "length", length, m["length"]),
-            _sub("audio", "duration", duration, m["duration"]),
-            _sub("audio", "type", mime, m["type"]),
-        )
-
-    f.values["audio"] = f.take("audio", check)
+    checks = {
+        "url": lambda x: _path_or_url(x, item_dir),
+        "length": length,
+        "duration": duration,
+        "type": mime,
+    }
+    m = _nested(f, "audio", f.data["audio"], checks, tuple(checks))
+    if m is not None:
+        f.values["audio"] = (m["url"], m["length"], m["duration"], m["type"])
 
 
 def _attachments(f: Fields, item_dir: str) -> None:
-    def check(value: Any) -> tuple:
-        if not isinstance(value, list):
-            raise FieldError(
-                f"moet een lijst zijn van {{title, url}} of {{title, path}}, niet {type_name(value)}"
+    """Every bad attachment is reported, each with all of its bad keys."""
+    f.values["attachments"] = ()
+    if "attachments" not in f.data:
+        return
+    value = f.data["attachments"]
+    if not isinstance(value, list):
+        f.error(
+            "attachments",
+            "'attachments' moet een lijst zijn van {title, url} of {title, path}, "
+            f"niet {type_name(value)}",
+        )
+        return
+    if len(value) > MAX_ATTACHMENTS:
+        f.error(
+            "attachments",
+            f"'attachments' heeft {len(value)} bijlagen; het maximum is {MAX_ATTACHMENTS}",
+        )
+        return
+    out = []
+    for index, entry in enumerate(value):
+        key = f"attachments.{index}"
+        checks = {
+            "title": limited(MAX_CHARS["attachment"]),
+            "url": http_url,
+            "path": lambda x: (text(x), confined_path(text(x), item_dir)),
+        }
+        m = _nested(f, key, entry, checks, ("title",), f"bijlage {index + 1}: ")
+        if isinstance(entry, dict) and ("url" in entry) == ("path" in entry):
+            f.error(
+                key,
+                f"'{key}' bijlage {index + 1} heeft óf 'url' óf 'path' nodig, niet beide of geen",
             )
-        out = []
-        for index, entry in enumerate(value):
-            key = f"attachments.{index}"
-            try:
-                m = _mapping(entry, key, ("title", "url", "path"), ("title",))
-            except FieldError as exc:
-                raise FieldError(f"bijlage {index + 1}: {exc.message}", exc.key or key) from None
-            if ("url" in m) == ("path" in m):
-                raise FieldError(
-                    f"bijlage {index + 1} heeft óf 'url' óf 'path' nodig, niet beide of geen", key
-                )
-            title = _sub(key, "title", text, m["title"])
-            if "url" in m:
-                out.append((title, _sub(key, "url", http_url, m["url"]), None))
-            else:
-                raw = _sub(key, "path", text, m["path"])
-                out.append(
-                    (title, raw, _sub(key, "path", lambda x: confined_path(x, item_dir), raw))
-                )
-        return tuple(out)
-
-    f.values["attachments"] = f.take("attachments", check) or ()
+            m = None
+        if m is None:
+            out = None
+            continue
+        if out is not None:
+            out.append((m["title"], m["url"], None) if "url" in m else (m["title"], *m["path"]))
+    if out is not None:
+        f.values["attachments"] = tuple(out)
 
 
 def _social(f: Fields) -> None:
@@ -461,7 +585,9 @@ def _social(f: Fields) -> None:
             return value, ()
         m = _mapping(value, "social", SOCIAL_PLATFORMS, ())
         return True, tuple(
-            (name, _sub("social", name, text, m[name])) for name in SOCIAL_PLATFORMS if name in m
+            (name, _sub("social", name, limited(MAX_CHARS["social"], multiline=True), m[name]))
+            for name in SOCIAL_PLATFORMS
+            if name in m
         )
 
     result = f.take("social", check)

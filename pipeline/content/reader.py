@@ -105,7 +105,11 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
 
     from pipeline.content import body  # Markdown and nh3: only when something must be parsed
 
+    if problem := body.size_problem(doc.body):
+        return ParseResult(None, (Problem(relative, doc.body_line, problem),))
     html = body.render_html(doc.body, settings.base_url, item_dir)
+    if problem := body.html_size_problem(html):
+        return ParseResult(None, (Problem(relative, doc.body_line, problem),))
     required: list[tuple[str, str, str]] = []
 
     image_url = None

@@ -108,7 +108,8 @@ def _restore_entry_links(xml: bytes, entries: Sequence[Entry]) -> bytes:
     """feedgen 1.0 drops rel/type from Atom entry links: put them back, per entry."""
     from lxml import etree
 
-    root = etree.fromstring(xml)
+    # Our own output: no size limit on its text nodes (a long body is one).
+    root = etree.fromstring(xml, etree.XMLParser(huge_tree=True))
     ns = {"a": ATOM_NS}
     for element, entry in zip(root.findall("a:entry", ns), entries, strict=True):
         for link in element.findall("a:link", ns):
