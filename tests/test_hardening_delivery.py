@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import signal
 import socket
 import sqlite3
@@ -287,46 +288,55 @@ def status_output(root: Path) -> str:
     return result.stdout
 
 
+def kill_the_newsletter_job_half_way(project: Project, recorder: Recorder) -> int:
+    """Run the service's newsletter job (compile, then send) in a process of its own and
+    kill -9 it half-way; returns how many messages the server has."""
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pipeline.schedule import run_newsletter;"
+            " run_newsletter(sys.argv[1], True)",
+            str(project.root),
+        ],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Kill it between two messages (the rate leaves 40 ms between them), so nobody is
+    # in flight and the test can ask for every recipient exactly once.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and job.poll() is None:
+        got = sum(recorder.received().values())
+        if got >= 10 and (project.root / ".krimppost/state.sqlite").exists():
+            counts = delivery_counts(project.root)
+            if counts["sent"] == got and not counts["sending"]:
+                break
+        time.sleep(0.002)
+    job.send_signal(signal.SIGKILL)
+    job.wait(10)
+    sent = sum(recorder.received().values())
+    assert 10 <= sent < 40
+    return sent
+
+
+def auto_send_project(project: Project, port: int) -> list[str]:
+    for n, track in enumerate(["wrb", "woningmarkt", "energietransitie"]):
+        project.write(f"{track}/bericht-{n}.md", item(n, track))
+    build_at(project, NOW)
+    configure(project, newsletter="0 10 1-7 * tue", auto_send=True)
+    set_smtp(project.root, port, rate_per_second=25, connections=1)
+    return add_subscribers(project.root, 40)
+
+
 def test_an_automatic_send_killed_half_way_is_shown_and_finished_by_the_service(
     project: Project,
 ) -> None:
     recorder = Recorder()
     sink = Sink(recorder)
     try:
-        for n, track in enumerate(["wrb", "woningmarkt", "energietransitie"]):
-            project.write(f"{track}/bericht-{n}.md", item(n, track))
-        build_at(project, NOW)
-        configure(project, newsletter="0 10 1-7 * tue", auto_send=True)
-        set_smtp(project.root, sink.port, rate_per_second=25, connections=1)
-        addresses = add_subscribers(project.root, 40)
-
-        # The newsletter job of the service (compile, then send), in a process of its own.
-        job = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from pipeline.schedule import run_newsletter;"
-                " run_newsletter(sys.argv[1], True)",
-                str(project.root),
-            ],
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        # Kill it between two messages (the rate leaves 40 ms between them), so nobody is
-        # in flight and the test can ask for every recipient exactly once.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and job.poll() is None:
-            got = sum(recorder.received().values())
-            if got >= 10 and (project.root / ".krimppost/state.sqlite").exists():
-                counts = delivery_counts(project.root)
-                if counts["sent"] == got and not counts["sending"]:
-                    break
-            time.sleep(0.002)
-        job.send_signal(signal.SIGKILL)
-        job.wait(10)
-        sent = sum(recorder.received().values())
-        assert 10 <= sent < 40
+        addresses = auto_send_project(project, sink.port)
+        sent = kill_the_newsletter_job_half_way(project, recorder)
 
         shown = status_output(project.root)
         assert "nieuwsbrieven nog niet verstuurd: 1" in shown, shown
@@ -347,3 +357,31 @@ def test_an_automatic_send_killed_half_way_is_shown_and_finished_by_the_service(
     shown = status_output(project.root)
     assert "nieuwsbrieven nog niet verstuurd: 0" in shown, shown
     assert "onzekere ontvangers: 0" in shown
+
+
+def test_the_next_newsletter_slot_finishes_a_cut_short_send_before_compiling(
+    project: Project,
+) -> None:
+    from pipeline.schedule import run_newsletter
+
+    recorder = Recorder()
+    sink = Sink(recorder)
+    try:
+        addresses = auto_send_project(project, sink.port)
+        sent = kill_the_newsletter_job_half_way(project, recorder)
+        project.write("wrb/nieuw.md", item(20, "wrb"))  # news for the next issue
+        build_at(project, "2026-12-01T09:00")
+        set_smtp(project.root, sink.port, connections=1)
+        result = run_newsletter(str(project.root), True)  # what the slot runs
+    finally:
+        sink.close()
+    per_issue = Counter(
+        (address, re.search(rb"<nieuwsbrief-(\d{4})\.", data)[1])  # type: ignore[index]
+        for address, data in recorder.messages
+    )
+    first = Counter(address for address, n in per_issue.elements() if n == b"0001")
+    assert first == Counter({a: 1 for a in addresses})  # 0 twice, 0 missing
+    assert max(per_issue.values()) == 1 and b"0002" in {n for _, n in per_issue}
+    assert delivery_counts(project.root) == Counter({"sent": len(recorder.messages)})
+    assert result["hervat"] == [1] and result["hervat_resultaat"]["verzonden"] == 40 - sent
+    assert result["nummer"] == 2
