@@ -33,6 +33,10 @@ class KrimppostError(Exception):
         self.problems = sorted(problems, key=Problem.sort_key)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type, tuple[list[Problem]]]:
+        # Raised in a worker process, it arrives with its problems, not as one message.
+        return (type(self), (self.problems,))
+
 
 class ConfigError(KrimppostError):
     """The configuration is unusable: exit status 2."""

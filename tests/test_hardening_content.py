@@ -108,3 +108,146 @@ def test_ampersand_in_text_is_no_anchor(project: Project) -> None:
     project.write("a.md", VALID.replace("Een geldig item", '"Sloop & transformatie *nu*"'))
     result = run(project, "check")
     assert result.returncode == 0, result.stdout
+
+
+# 2. Links out of content/ and templates/ -----------------------------------------------
+
+SECRET = "GEHEIM-7f3a9c"
+
+
+def with_attachment(path: str) -> str:
+    return VALID.replace(
+        "summary:", f"attachments:\n  - title: Jaarverslag\n    path: {path}\nsummary:"
+    )
+
+
+def test_links_out_of_content_are_problems_and_never_published(
+    project: Project, tmp_path: Path
+) -> None:
+    outside = tmp_path / "buiten"
+    (outside / "items").mkdir(parents=True)
+    (outside / "geheim.txt").write_text(SECRET)
+    (outside / "items" / "geheim.md").write_text(VALID.replace("Een geldig item", SECRET))
+    project.write("goed.md", VALID)
+    assert run(project, "build").returncode == 0  # the state store exists now
+    content = project.root / "content"
+    project.write("wrb/jaar.md", with_attachment("jaarverslag.pdf"))
+    (content / "wrb" / "jaarverslag.pdf").symlink_to("../../.krimppost/state.sqlite")
+    project.write("wrb/absoluut.md", with_attachment("geheim.txt"))
+    (content / "wrb" / "geheim.txt").symlink_to(outside / "geheim.txt")
+    (content / "extern").symlink_to(outside / "items")
+    (content / "extern.md").symlink_to(outside / "items" / "geheim.md")
+    for command in ("check", "build"):
+        result = run(project, command)
+        assert result.returncode == 1, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        state = (project.root / ".krimppost" / "state.sqlite").resolve()
+        assert f"content/wrb/jaarverslag.pdf: koppeling wijst buiten content/: {state}" in lines
+        assert f"content/wrb/geheim.txt: koppeling wijst buiten content/: {outside}/geheim.txt" in (
+            lines
+        )
+        assert f"content/extern: koppeling wijst buiten content/: {outside}/items" in lines
+        assert f"content/extern.md: koppeling wijst buiten content/: {outside}/items/geheim.md" in (
+            lines
+        )
+        assert (
+            "content/wrb/jaar.md:8: 'attachments.0.path': bestand 'jaarverslag.pdf' is een "
+            "koppeling naar buiten content/ of ligt in een gekoppelde map; zo'n koppeling wordt "
+            "niet gevolgd"
+        ) in lines, lines
+        assert any(
+            line.startswith("content/wrb/absoluut.md:8: 'attachments.0.path'") for line in lines
+        )
+        assert "interne fout" not in result.stdout + result.stderr
+    published = outbox_bytes(project.root)
+    assert SECRET.encode() not in published
+    assert b"SQLite format 3" not in published
+    assert (project.root / "outbox/site/berichten/goed/index.html").is_file()
+
+
+def test_link_loops_and_folder_links_are_one_line_each(project: Project) -> None:
+    project.write("goed.md", VALID)
+    project.write("a/item.md", VALID.replace("Een geldig item", "Item in a"))
+    content = project.root / "content"
+    (content / "a" / "l1").symlink_to("..")  # a loop through a folder link
+    (content / "b1.md").symlink_to("b2.md")  # a -> b -> a
+    (content / "b2.md").symlink_to("b1.md")
+    (content / "woningen").symlink_to("a")  # a folder inside content/: not followed
+    project.write("kopie-bron.md", VALID.replace("Een geldig item", "Bron"))
+    (content / "kopie.md").symlink_to("kopie-bron.md")  # a file inside content/: fine
+    for command in ("check", "build"):
+        result = run(project, command)
+        assert result.returncode == 1, result.stdout + result.stderr
+        problems = [line for line in result.stdout.splitlines() if line.startswith("content/")]
+        assert problems == [
+            "content/a/l1: koppeling naar een map wordt niet gevolgd; verplaats of kopieer de "
+            "bestanden zelf naar deze plek",
+            "content/b1.md: koppeling in een kring (verwijst uiteindelijk naar zichzelf)",
+            "content/b2.md: koppeling in een kring (verwijst uiteindelijk naar zichzelf)",
+            "content/woningen: koppeling naar een map wordt niet gevolgd; verplaats of kopieer "
+            "de bestanden zelf naar deze plek",
+        ], result.stdout
+    site = project.root / "outbox" / "site" / "berichten"
+    assert sorted(p.name for p in site.iterdir()) == ["a-item", "goed", "kopie", "kopie-bron"]
+
+
+def test_template_and_static_links_out_of_templates_are_refused(
+    project: Project, tmp_path: Path
+) -> None:
+    secret = tmp_path / "geheim.html"
+    secret.write_text(SECRET + " {{ 1 }}")
+    project.write("goed.md", VALID)
+    templates = project.root / "templates"
+    (templates / "site").mkdir(parents=True)
+    (templates / "site" / "item.html").symlink_to(secret)
+    (templates / "static").mkdir()
+    (templates / "static" / "geheim.css").symlink_to(secret)
+    (templates / "static" / "lus.css").symlink_to("lus.css")
+    result = run(project, "build")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"templates/site/item.html: koppeling wijst buiten templates/: {secret}; "
+        "sjabloon niet gebruikt",
+        f"templates/static/geheim.css: koppeling wijst buiten templates/: {secret}; "
+        "sjabloon niet gebruikt",
+        "templates/static/lus.css: koppeling in een kring (verwijst uiteindelijk naar zichzelf); "
+        "sjabloon niet gebruikt",
+    ], result.stderr
+    assert SECRET.encode() not in outbox_bytes(project.root)
+
+
+def test_a_file_swapped_for_a_link_is_not_copied(project: Project, tmp_path: Path) -> None:
+    """The check is repeated as the bytes are read (a link made after the content was read)."""
+    from pipeline.content.confine import read_confined
+    from pipeline.errors import KrimppostError
+    from pipeline.render import templates
+
+    secret = tmp_path / "geheim.txt"
+    secret.write_text(SECRET)
+    content = project.root / "content"
+    (content / "wrb").mkdir()
+    (content / "wrb" / "goed.pdf").write_bytes(b"%PDF")
+    assert read_confined(content, "wrb/goed.pdf", "content/wrb/goed.pdf", "content/") == b"%PDF"
+    (content / "wrb" / "goed.pdf").unlink()
+    (content / "wrb" / "goed.pdf").symlink_to(secret)
+    try:
+        read_confined(content, "wrb/goed.pdf", "content/wrb/goed.pdf", "content/")
+    except KrimppostError as exc:
+        assert [str(p) for p in exc.problems] == [
+            f"content/wrb/goed.pdf: koppeling wijst buiten content/: {secret}"
+        ]
+    else:
+        raise AssertionError("a link out of content/ was read")
+    # and a template made a link after the templates' fingerprint was taken
+    own = project.root / "templates"
+    (own / "site").mkdir(parents=True)
+    (own / "site" / "item.html").symlink_to(secret)
+    env = templates.environment([own], __import__("zoneinfo").ZoneInfo("Europe/Amsterdam"))
+    try:
+        templates.render(env, "site/item.html")
+    except KrimppostError as exc:
+        assert [str(p) for p in exc.problems] == [
+            f"templates/site/item.html: koppeling wijst buiten templates/: {secret}"
+        ]
+    else:
+        raise AssertionError("a template link out of templates/ was read")

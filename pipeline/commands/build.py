@@ -9,6 +9,7 @@ record items and outputs in the state store in one transaction.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Config, file_problems, load_config
+from pipeline.content import confine
 from pipeline.content.reader import ContentFiles, asset_url, read_content, scan_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.fingerprints import code_fingerprint
@@ -144,14 +146,16 @@ def podcast_image_output(config: Config) -> list[Output]:
         return []
     rel = image.lstrip("/")
     source = config.content_dir / rel
-    if not source.is_file():
-        return []
+    if confine.inside(source, config.content_dir.resolve()) is None:
+        return []  # missing, or a link out of content/ (a problem of scan_content)
     st = source.stat()
     return [
         Output(
             f"site/bestanden/{rel}",
             key_of("asset", rel, st.st_size, st.st_mtime_ns),
-            source.read_bytes,
+            functools.partial(
+                confine.read_confined, config.content_dir, rel, f"content/{rel}", "content/"
+            ),
             0,
         )
     ]

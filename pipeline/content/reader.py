@@ -11,6 +11,7 @@ import hashlib
 import os
 import posixpath
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -18,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote, urljoin
 
 from pipeline.config import Config
-from pipeline.content import fields, frontmatter
+from pipeline.content import confine, fields, frontmatter
 from pipeline.content.cache import Cached, RenderCache
 from pipeline.content.model import ASSET_PREFIX, Attachment, Audio, Event, Item, ItemState
 from pipeline.errors import Problem
@@ -173,19 +174,23 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
         return result
     found: dict[str, str] = {}
     problems = []
+    real = content_dir.resolve()
     for key, candidate, raw in result.required_files:
         options = [candidate]
         rooted = posixpath.normpath(raw.lstrip("/"))
         if not raw.startswith("/") and not rooted.startswith("..") and rooted not in options:
             options.append(rooted)
         hit = next((p for p in options if (content_dir / p).is_file()), None)
-        if hit is None:
+        refused = hit is not None and not _confined(content_dir, real, hit)
+        if hit is None or refused:
+            where = (
+                "is een koppeling naar buiten content/ of ligt in een gekoppelde map; zo'n "
+                "koppeling wordt niet gevolgd"
+                if refused
+                else "niet gevonden in content/"
+            )
             problems.append(
-                Problem(
-                    item.source,
-                    item.line_of(key),
-                    f"'{key}': bestand {raw!r} niet gevonden in content/",
-                )
+                Problem(item.source, item.line_of(key), f"'{key}': bestand {raw!r} {where}")
             )
         else:
             found[key] = hit
@@ -216,6 +221,16 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
     return ParseResult(resolved, ())
 
 
+def _confined(content_dir: Path, real: Path, rel: str) -> bool:
+    """A referenced file resolves to inside content/ (`real`, resolved), and not through a
+    link to a folder (those are not followed, see scan_content)."""
+    path = content_dir / rel
+    return (
+        confine.inside(path, real) is not None
+        and path.parent.resolve() == real.joinpath(rel).parent
+    )
+
+
 @dataclass(frozen=True)
 class Source:
     relative: str  # root-relative POSIX path, e.g. "content/wrb/x.md"
@@ -227,41 +242,77 @@ class Source:
 class ContentFiles:
     sources: list[Source]  # the items: `.md` files, hidden folders and files and backups skipped
     signature: str  # every file under content/ (images too) by path, size, mtime and inode
+    # Folders and files that cannot be read, and links that are not followed.
+    problems: tuple[Problem, ...] = ()
+    unreadable: tuple[str, ...] = ()  # root-relative folders that could not be listed
 
 
 def scan_content(root: Path) -> ContentFiles:
     """One walk of content/, sorted, one stat per file: what a build has to read, and whether
-    anything at all changed since the last one."""
+    anything at all changed since the last one.
+
+    Links to folders are never followed (no loops, nothing walked twice); a link to a file
+    counts only when it resolves to inside content/."""
     sources: list[Source] = []
+    problems: list[Problem] = []
+    unreadable: list[str] = []
     h = hashlib.blake2b(digest_size=16)
+    top = root / CONTENT_DIR
+    real_top = top.resolve()
+
+    def refuse(rel: str, message: str) -> None:
+        problems.append(Problem(rel, None, message))
+        h.update(f"{rel}:!{message}\n".encode())
 
     def walk(directory: str, prefix: str, items: bool) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            if directory != str(top) or not isinstance(exc, FileNotFoundError):
+                unreadable.append(prefix.rstrip("/"))
+                refuse(
+                    prefix.rstrip("/"),
+                    f"map kan niet gelezen worden: {confine.reason(exc)}; wat erin stond "
+                    "blijft online zoals het was",
+                )
             return
         for entry in entries:
             name = entry.name
-            if entry.is_dir():
-                walk(entry.path, f"{prefix}{name}/", items and not name.startswith((".", "_")))
-                continue
+            rel = f"{prefix}{name}"
             try:
+                link = entry.is_symlink()
+                if link and (
+                    problem := confine.link_problem(Path(entry.path), real_top, "content/")
+                ):
+                    refuse(rel, problem)
+                    continue
+                if entry.is_dir():  # a link here resolves to inside content/
+                    if link:
+                        refuse(
+                            rel,
+                            "koppeling naar een map wordt niet gevolgd; verplaats of "
+                            "kopieer de bestanden zelf naar deze plek",
+                        )
+                    else:
+                        walk(entry.path, f"{rel}/", items and not name.startswith((".", "_")))
+                    continue
                 st = entry.stat()
-            except OSError:
+            except OSError as exc:
+                refuse(rel, f"kan niet lezen: {confine.reason(exc)}")
                 continue
             signature = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
-            h.update(f"{prefix}{name}:{signature}\n".encode())
+            h.update(f"{rel}:{signature}\n".encode())
             if (
                 items
                 and not name.startswith(".")
                 and not name.endswith("~")
                 and name.lower().endswith(".md")
-                and entry.is_file()
+                and stat.S_ISREG(st.st_mode)
             ):
-                sources.append(Source(f"{prefix}{name}", entry.path, signature))
+                sources.append(Source(rel, entry.path, signature))
 
-    walk(str(root / CONTENT_DIR), CONTENT_DIR + "/", True)
-    return ContentFiles(sources, h.hexdigest())
+    walk(str(top), CONTENT_DIR + "/", True)
+    return ContentFiles(sources, h.hexdigest(), tuple(problems), tuple(unreadable))
 
 
 def _parse_chunk(args: tuple[list[tuple[str, bytes]], fields.ReaderSettings]) -> list[ParseResult]:
@@ -277,7 +328,10 @@ def read_content(
     problems: list[Problem] = []
     cache = RenderCache(config.path(config.build.cache)) if use_cache else None
     cached = cache.load() if cache else {}
-    sources = (files or scan_content(config.root)).sources
+    files = files or scan_content(config.root)
+    sources = files.sources
+    problems.extend(files.problems)
+    real_content = config.content_dir.resolve()
     results: dict[str, ParseResult] = {}
     todo: list[tuple[str, bytes]] = []
     entries: dict[str, Cached] = {}  # what the cache should hold after this run
@@ -293,10 +347,12 @@ def read_content(
         else:
             hit = None
         try:
-            with open(source.path, "rb") as fh:
-                data = fh.read()
+            data = confine.read_inside(Path(source.path), real_content, "content/")
+        except confine.Refused as exc:
+            problems.append(Problem(rel, None, str(exc)))
+            continue
         except OSError as exc:
-            problems.append(Problem(rel, None, f"kan niet lezen: {exc.strerror}"))
+            problems.append(Problem(rel, None, f"kan niet lezen: {confine.reason(exc)}"))
             continue
         digest = hashlib.blake2b(data, digest_size=20).hexdigest()
         changed.add(rel)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.config import Config
+from pipeline.content.confine import inside, read_confined
 from pipeline.content.model import KIND_LABELS, KINDS
 from pipeline.publish import Entry
 from pipeline.render import templates
@@ -232,29 +233,41 @@ class Site:
                 rel = path.relative_to(static).as_posix()
                 if path.is_file() and rel not in seen and not path.name.startswith("."):
                     seen.add(rel)
-                    out.append(
-                        Output(f"site/static/{rel}", key_of(self.fp, rel), path.read_bytes, 0)
+                    # Read inside templates/ only, however links there point.
+                    produce = functools.partial(
+                        read_confined,
+                        directory,
+                        f"static/{rel}",
+                        f"{directory.name}/static/{rel}",
+                        "templates/",
                     )
+                    out.append(Output(f"site/static/{rel}", key_of(self.fp, rel), produce, 0))
         return out
 
     def _assets(self) -> list[Output]:
         out, seen = [], set()
         content = self.config.content_dir
+        real = content.resolve()
         for entry in self.entries:
             for rel in entry.item.assets:
                 if rel in seen:
                     continue
                 seen.add(rel)
                 source = content / rel
+                if inside(source, real) is None:
+                    continue  # a last-good item's asset was removed or linked out meanwhile
                 try:
                     st = source.stat()
                 except OSError:
-                    continue  # a last-good item's asset was removed meanwhile
+                    continue
                 out.append(
                     Output(
                         f"site/bestanden/{rel}",
                         key_of("asset", rel, st.st_size, st.st_mtime_ns),
-                        source.read_bytes,
+                        # Checked again as it is copied: inside content/, however links point.
+                        functools.partial(
+                            read_confined, content, rel, f"content/{rel}", "content/"
+                        ),
                         0,
                     )
                 )

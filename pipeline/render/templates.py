@@ -6,11 +6,13 @@ import contextlib
 import functools
 import hashlib
 import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from pipeline.content import confine
 from pipeline.errors import KrimppostError, Problem
 from pipeline.scaffold import scaffold_source
 
@@ -34,13 +36,29 @@ def template_dirs(project_templates: Path) -> list[Path]:
 
 
 def fingerprint(dirs: list[Path]) -> str:
-    """Changes whenever any template or static file changes: part of every page's key."""
+    """Changes whenever any template or static file changes: part of every page's key.
+
+    It reads every file, so it is also where a link out of templates/ (or a loop), or a
+    file that cannot be read, stops the build before anything is rendered."""
     h = hashlib.blake2b(digest_size=12)
+    problems: list[Problem] = []
     for directory in dirs:
+        real = directory.resolve()
         for path in sorted(directory.rglob("*")):
-            if path.is_file():
-                h.update(path.relative_to(directory).as_posix().encode())
-                h.update(path.read_bytes())
+            rel = path.relative_to(directory).as_posix()
+            shown = f"{directory.name}/{rel}"
+            if path.is_symlink() and (problem := confine.link_problem(path, real, "templates/")):
+                problems.append(Problem(shown, None, f"{problem}; sjabloon niet gebruikt"))
+            elif path.is_file():
+                h.update(rel.encode())
+                try:
+                    h.update(confine.read_inside(path, real, "templates/"))
+                except confine.Refused as exc:
+                    problems.append(Problem(shown, None, str(exc)))
+                except OSError as exc:
+                    problems.append(Problem(shown, None, f"kan niet lezen: {confine.reason(exc)}"))
+    if problems:
+        raise KrimppostError(problems)
     return h.hexdigest()
 
 
@@ -125,12 +143,39 @@ def _bytecode_cache() -> jinja2.BytecodeCache:
     return _bytecode
 
 
+def _confined_loader(dirs: list[Path]) -> jinja2.BaseLoader:
+    """Jinja's file loader, reading each template only from inside its own folder."""
+    import jinja2
+
+    class Loader(jinja2.FileSystemLoader):
+        def get_source(
+            self, environment: jinja2.Environment, template: str
+        ) -> tuple[str, str, Callable[[], bool]]:
+            pieces = jinja2.loaders.split_template_path(template)
+            for directory in dirs:
+                path = directory.joinpath(*pieces)
+                if not path.is_file():
+                    continue
+                shown = f"{directory.name}/{'/'.join(pieces)}"
+                try:
+                    data = confine.read_inside(path, directory.resolve(), "templates/")
+                    return data.decode(self.encoding), str(path), lambda: False
+                except confine.Refused as exc:
+                    raise KrimppostError([Problem(shown, None, str(exc))]) from None
+                except (OSError, UnicodeDecodeError) as exc:
+                    why = confine.reason(exc) if isinstance(exc, OSError) else "geen UTF-8"
+                    raise KrimppostError([Problem(shown, None, f"kan niet lezen: {why}")]) from None
+            raise jinja2.TemplateNotFound(template)
+
+    return Loader([str(d) for d in dirs])
+
+
 def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
         bytecode_cache=_bytecode_cache(),
-        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+        loader=_confined_loader(dirs),
         autoescape=jinja2.select_autoescape(["html", "xml", "mjml.j2", "html.j2"], default=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
