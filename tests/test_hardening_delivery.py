@@ -385,3 +385,29 @@ def test_the_next_newsletter_slot_finishes_a_cut_short_send_before_compiling(
     assert delivery_counts(project.root) == Counter({"sent": len(recorder.messages)})
     assert result["hervat"] == [1] and result["hervat_resultaat"]["verzonden"] == 40 - sent
     assert result["nummer"] == 2
+
+
+def test_recipients_whose_retries_ran_out_stay_visible_in_status(project: Project) -> None:
+    recorder = Recorder()
+    sink = Sink(recorder)
+    try:
+        newsletter_project(project)
+        set_smtp(project.root, sink.port, retries=2, retry_delay=0.01)
+        addresses = add_subscribers(project.root, 10)
+        later = addresses[3]
+        recorder.rcpt_policy = lambda a, n: "451 4.3.0 later" if a == later else None
+        code, output = run_send(project.root)
+        assert code == 1, output
+        shown = status_output(project.root)
+        assert "nieuwsbrieven nog niet verstuurd: 0" in shown, shown  # everyone has an outcome
+        assert (
+            "mislukte ontvangers: 1\n  nieuwsbrief 1: 1 (opnieuw proberen: krimppost newsletter"
+            " send 1)" in shown
+        ), shown
+        recorder.rcpt_policy = lambda a, n: None
+        code, output = run_send(project.root)
+        assert code == 0, output
+    finally:
+        sink.close()
+    assert recorder.received() == Counter({a: 1 for a in addresses})
+    assert "mislukte ontvangers: 0" in status_output(project.root)

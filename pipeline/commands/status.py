@@ -26,6 +26,7 @@ class Status:
     unsent_issues: list[tuple[int, str]] = field(default_factory=list)  # never begun
     unfinished_sends: list[tuple[int, dict[str, int]]] = field(default_factory=list)
     uncertain: list[tuple[int, int]] = field(default_factory=list)  # (issue, recipients)
+    failed: list[tuple[int, int]] = field(default_factory=list)  # retries used up
     auto_send: bool = False
     subscribers: dict[str, int] = field(default_factory=dict)
 
@@ -77,6 +78,12 @@ class Status:
             " --resend-uncertain)"
             for n, count in self.uncertain
         ]
+        # An outcome, but not a delivery: visible until a person sends again.
+        out.append(f"mislukte ontvangers: {sum(count for _, count in self.failed)}")
+        out += [
+            f"  nieuwsbrief {n}: {count} (opnieuw proberen: krimppost newsletter send {n})"
+            for n, count in self.failed
+        ]
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.subscribers.items())) or "geen"
         out.append(f"abonnees: {counts}")
         return out
@@ -117,6 +124,11 @@ def status(root: Path, now: datetime) -> Status:
                 (n, counts["uncertain"])
                 for n, counts in sorted(progress.items())
                 if counts.get("uncertain")
+            ]
+            result.failed = [
+                (n, counts["failed"])
+                for n, counts in sorted(progress.items())
+                if counts.get("failed")
             ]
             result.subscribers = _subscriber_counts(state)
     return result
