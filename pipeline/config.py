@@ -306,6 +306,9 @@ SECTIONS: dict[str, dict[str, Option]] = {
     },
     "build": {
         "workers": Option(int, 0, _at_least(0), doc="Processen voor Markdown; 0 = alle kernen."),
+        "item_timeout": Option(
+            float, 10.0, _positive, doc="Seconden per item voor Markdown dat verdacht traag is."
+        ),
         "cache": Option(
             str, ".krimppost/cache.sqlite", _relative_path, doc="Cache van gerenderde teksten."
         ),
@@ -496,6 +499,7 @@ class Accessibility:
 @dataclass(frozen=True)
 class Build:
     workers: int
+    item_timeout: float
     cache: str
 
 

@@ -13,9 +13,12 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from multiprocessing.connection import wait
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -134,3 +137,89 @@ def pool(
         initializer=_start,
         initargs=(os.getpid(), initializer, initargs),
     )
+
+
+TIMED_OUT = "timed out"  # in place of a result: the task ran past its deadline
+CRASHED = "crashed"  # in place of a result: the process died under the task
+_START_UP = 120.0  # seconds a spawned process may take to import what it needs
+
+
+def map_with_deadline(
+    function: Callable[[Any], Any], tasks: Sequence[Any], workers: int, timeout: float
+) -> list[Any]:
+    """`function(task)` for every task, each in a spawned process (never a fork: the caller
+    may have threads) that is killed once its task has run `timeout` seconds; that task's
+    answer is TIMED_OUT and the others go on in a new process. For work whose time no cheap
+    test can bound (Markdown of hostile text). `function` must not raise."""
+    context = get_context("spawn")
+    results: list[Any] = [TIMED_OUT] * len(tasks)
+    todo = deque(range(len(tasks)))
+    # connection -> (process, task index or None while starting, deadline)
+    running: dict[Any, tuple[Any, int | None, float]] = {}
+    idle: list[tuple[Any, Any]] = []
+    everyone: list[tuple[Any, Any]] = []
+
+    def give(process: Any, conn: Any) -> None:
+        if not todo:
+            idle.append((process, conn))
+            return
+        index = todo.popleft()
+        conn.send(tasks[index])
+        running[conn] = (process, index, time.monotonic() + timeout)
+
+    try:
+        while todo or running:
+            while todo and idle:
+                give(*idle.pop())
+            while len(todo) > sum(1 for _, i, _ in running.values() if i is None) and (
+                len(running) < workers
+            ):
+                conn, child = context.Pipe()
+                process = context.Process(
+                    target=_serve, args=(os.getpid(), child, function), daemon=True
+                )
+                process.start()
+                child.close()
+                everyone.append((process, conn))
+                # Start-up (the imports) is not a task's time: the deadline starts once the
+                # process says it is ready.
+                running[conn] = (process, None, time.monotonic() + _START_UP)
+            if not running:
+                break
+            soonest = min(deadline for _, _, deadline in running.values())
+            for conn in wait(list(running), max(0.0, soonest - time.monotonic())):
+                process, index, _ = running.pop(conn)
+                try:
+                    answer = conn.recv()
+                except (EOFError, OSError):
+                    if index is None:
+                        raise RuntimeError("a worker process did not start") from None
+                    results[index] = CRASHED
+                    continue
+                if index is not None:
+                    results[index] = answer
+                give(process, conn)
+            now = time.monotonic()
+            for conn, (process, index, deadline) in list(running.items()):
+                if deadline <= now:
+                    del running[conn]
+                    process.kill()
+                    if index is None:
+                        raise RuntimeError("a worker process did not start in time")
+    finally:
+        for process, conn in everyone:
+            conn.close()
+            process.kill()
+            process.join()
+    return results
+
+
+def _serve(parent: int, conn: Any, function: Callable[[Any], Any]) -> None:
+    _start(parent, None, ())
+    conn.send("ready")
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        conn.send(function(task))

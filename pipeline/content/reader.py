@@ -24,7 +24,7 @@ from pipeline.content.cache import Cached, RenderCache
 from pipeline.content.model import ASSET_PREFIX, Attachment, Audio, Event, Item, ItemState
 from pipeline.errors import Problem
 from pipeline.fingerprints import code_fingerprint
-from pipeline.workers import cpu_count, pool
+from pipeline.workers import CRASHED, TIMED_OUT, cpu_count, map_with_deadline, pool
 
 CONTENT_DIR = "content"
 
@@ -385,9 +385,56 @@ def read_content(
     return ContentSet(tuple(items), tuple(sorted(problems, key=Problem.sort_key)))
 
 
+# Python-Markdown's worst cases grow with (Markdown syntax characters) x (length): 1,000 `[`
+# in 32 KB take 3 s. Below this product a file takes at most ~0.4 s and is parsed here; above
+# it (no real item comes near: the bench corpus peaks at 0.9 million) it goes to a process that
+# is killed past `[build] item_timeout`. Spawning that process costs ~0.2 s (bench/README.md).
+_SLOW_WORK = 4_000_000
+_NOT_SYNTAX = bytes(b for b in range(256) if chr(b) not in "\\`*_[]()!<>&#|{}:-+^~=")
+
+
+def _may_be_slow(data: bytes) -> bool:
+    return len(data.translate(None, _NOT_SYNTAX)) * len(data) > _SLOW_WORK
+
+
+def _parse_one(task: tuple[str, bytes, fields.ReaderSettings]) -> ParseResult:
+    return parse_item(*task)
+
+
 def _parse_all(
     todo: list[tuple[str, bytes]], settings: fields.ReaderSettings, config: Config
 ) -> dict[str, ParseResult]:
+    suspect = [(rel, data) for rel, data in todo if _may_be_slow(data)]
+    if suspect:
+        quick = [(rel, data) for rel, data in todo if not _may_be_slow(data)]
+        out = _parse_all(quick, settings, config) if quick else {}
+        timeout = config.build.item_timeout
+        answers = map_with_deadline(
+            _parse_one,
+            [(rel, data, settings) for rel, data in suspect],
+            min(len(suspect), cpu_count(config.build.workers)),
+            timeout,
+        )
+        for (rel, _), answer in zip(suspect, answers, strict=True):
+            if answer is TIMED_OUT or answer is CRASHED:
+                why = (
+                    f"duurde langer dan {timeout:g} s"
+                    if answer is TIMED_OUT
+                    else "brak af (te veel geheugen?)"
+                )
+                answer = ParseResult(
+                    None,
+                    (
+                        Problem(
+                            rel,
+                            1,
+                            f"het omzetten van de tekst {why} en is gestopt: vereenvoudig de "
+                            "opmaak (bijvoorbeeld lange reeksen van [, *, _, <, > of `)",
+                        ),
+                    ),
+                )
+            out[rel] = answer
+        return out
     workers = cpu_count(config.build.workers)
     if workers <= 1 or len(todo) < _POOL_THRESHOLD:
         return {rel: parse_item(rel, data, settings) for rel, data in todo}
