@@ -25,6 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from pipeline.config import Config, load_config
 from pipeline.errors import KrimppostError, Problem
+from pipeline.private import DIR_MODE, FILE_MODE
 
 log = logging.getLogger("krimppost.run")
 
@@ -181,8 +182,8 @@ class ServiceLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

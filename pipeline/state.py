@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pipeline.errors import KrimppostError, Problem
+from pipeline.private import DIR_MODE, FILE_MODE, private_dir, private_sqlite
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: published items and produced outputs
@@ -174,14 +175,18 @@ class ItemRecord(NamedTuple):  # a tuple: every build reads one per item
 class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Addresses, tokens and the secrets: owner only, also for a store made before.
+        # The folder is tightened only when it is krimppost's own, not a project root.
+        if path.parent.name == ".krimppost" or not path.parent.exists():
+            private_dir(path.parent)
         try:
+            private_sqlite(path)
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise KrimppostError(
                 [Problem(str(path), None, f"state store onbruikbaar: {exc}")]
             ) from None
@@ -496,8 +501,8 @@ class FileLock:
         self._fd: int | None = None
 
     def __enter__(self) -> FileLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         deadline = time.monotonic() + self.timeout
         while True:
             try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import sys
@@ -16,6 +15,7 @@ import click
 
 from pipeline.commands.options import _reports_errors, _root_option
 from pipeline.config import Config, load_config
+from pipeline.csvcells import SafeWriter
 from pipeline.delivery.subscribers import (
     STATUS_LABELS,
     STATUSES,
@@ -26,6 +26,7 @@ from pipeline.delivery.subscribers import (
     tracks_display,
 )
 from pipeline.errors import UsageError
+from pipeline.private import FILE_MODE
 from pipeline.state import StateStore, utc_text
 
 T = TypeVar("T")
@@ -169,7 +170,8 @@ def export(output: Path | None, status: str | None, root: Path) -> None:
             return
         temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         try:
-            with temp.open("w", encoding="utf-8", newline="") as handle:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with open(fd, "w", encoding="utf-8", newline="") as handle:
                 count = _write_csv(store, status, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -180,7 +182,7 @@ def export(output: Path | None, status: str | None, root: Path) -> None:
 
 
 def _write_csv(store: SubscriberStore, status: str | None, handle: io.TextIOBase) -> int:
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = SafeWriter(handle, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     count = 0
     for sub in store.iterate(status):

@@ -19,6 +19,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pipeline.private import DIR_MODE
 from pipeline.workers import collector_paused
 
 _FORMAT = 3
@@ -47,7 +48,7 @@ class RenderCache:
 
     def _connect(self) -> sqlite3.Connection | None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             if db.execute("PRAGMA user_version").fetchone()[0] != _FORMAT:

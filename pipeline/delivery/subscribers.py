@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.csvcells import uncell
 from pipeline.errors import KrimppostError, Problem
 from pipeline.state import StateStore, from_utc_text, utc_text
 
@@ -423,7 +424,7 @@ class SubscriberStore:
     ) -> str:
         def cell(name: str) -> str:
             index = columns.get(name, -1)
-            return cells[index].strip() if 0 <= index < len(cells) else ""
+            return uncell(cells[index].strip()) if 0 <= index < len(cells) else ""
 
         address = normalise(cell("email"))
         tracks = parse_tracks(cell("tracks"), self.config)

@@ -23,7 +23,6 @@ platforms do not all post at once.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -32,6 +31,7 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.csvcells import SafeWriter
 from pipeline.errors import Problem, UsageError
 from pipeline.outbox import Outbox
 from pipeline.social.draftfile import (
@@ -169,7 +169,7 @@ def row_for(config: Config, draft: Draft, now: datetime) -> ExportRow:
 
 def csv_bytes(rows: list[ExportRow], columns: tuple[str, ...] = CSV_COLUMNS) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = SafeWriter(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         values = {

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.outbox import Outbox
+from pipeline.private import DIR_MODE
 from pipeline.social.draftfile import DRAFT_DIR, ITEM_ID
 from pipeline.social.reviewpage import FolderInfo
 from pipeline.workers import collector_paused
@@ -66,7 +67,7 @@ class SyncIndex:
         }
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             temp.write_bytes(pickle.dumps(document, protocol=5))
             os.replace(temp, self.path)
         except OSError:
