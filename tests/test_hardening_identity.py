@@ -241,3 +241,53 @@ def test_state_store_migration_keeps_issue_history(project: Project) -> None:
     rows = db.execute("SELECT item_id, entry_id FROM issue_items").fetchall()
     assert rows == [("wrb-x", "tag:www.bevolkingsdaling.nl,2026-11-01:wrb-x")]
     db.close()
+
+
+# Item 4, last sentence: a newsletter takes only items whose pages a build committed.
+
+
+def test_compile_takes_only_items_the_last_good_build_put_online(project: Project) -> None:
+    project.write("wrb/x.md", VALID)
+    build_at(project, NOW)
+    project.write("wrb/ander.md", OTHER)
+    # A file where the new item's page folder must go: the build fails while it writes the
+    # outbox, after the item was read and before anything was recorded.
+    (project.root / "outbox" / "site" / "berichten" / "wrb-ander").write_text("in de weg")
+    with pytest.raises(OSError):
+        build_at(project, LATER)
+    assert not site(project, "berichten/wrb-ander/index.html").exists()
+    report = compile_at(project, LATER)
+    assert report.number == 1
+    assert manifest_items(project, 1) == ["wrb-x"]
+    assert any("wrb-ander" in w and "nog niet online" in w for w in report.warnings)
+    (project.root / "outbox" / "site" / "berichten" / "wrb-ander").unlink()
+    build_at(project, LATER)
+    assert compile_at(project, LATER).number == 2
+    assert manifest_items(project, 2) == ["wrb-ander"]
+
+
+def test_compile_without_a_build_takes_nothing_and_an_edit_since_takes_the_online_version(
+    project: Project,
+) -> None:
+    project.write("wrb/x.md", VALID)
+    report = compile_at(project, NOW)
+    assert report.number is None
+    assert any("nog niet online" in w for w in report.warnings)
+    build_at(project, NOW)
+    project.write("wrb/x.md", VALID.replace("Een geldig item", "Een nieuwe titel"))
+    report = compile_at(project, NOW)
+    assert report.number == 1
+    html = (project.root / "outbox/newsletters/0001/message.html").read_text()
+    assert "Een geldig item" in html and "Een nieuwe titel" not in html
+    assert any("gewijzigd sinds de laatste build" in w for w in report.warnings)
+
+
+def test_compile_skips_an_item_whose_build_reported_it_broken(project: Project) -> None:
+    project.write("wrb/x.md", VALID)
+    project.write("wrb/kapot.md", VALID.replace("date: 2026-11-01", "date: 2026-02-30"))
+    report = build_at(project, NOW)
+    assert report.problems
+    # Fixed after the build: not online yet, so not in the issue.
+    project.write("wrb/kapot.md", OTHER)
+    assert compile_at(project, NOW).number == 1
+    assert manifest_items(project, 1) == ["wrb-x"]

@@ -31,6 +31,7 @@ def item(n: int, track: str = "wrb", extra: str = "") -> str:
 
 
 def compile_at(project: Project, now: str = NOW):  # type: ignore[no-untyped-def]
+    build_at(project, now)  # an issue takes only items whose pages a build put online
     return compile_issue(project.root, datetime.fromisoformat(now))
 
 
@@ -262,6 +263,7 @@ def test_concurrent_compiles_never_share_an_item(newsletter_project: Project) ->
     project = newsletter_project
     for n in range(10, 40):
         project.write(f"wrb/extra-{n}.md", item(n))
+    build_at(project, NOW)
     processes = [
         subprocess.Popen(
             [

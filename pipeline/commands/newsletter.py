@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Config, ConfigError, load_config, newsletter_problems
-from pipeline.content.model import item_to_json
+from pipeline.content.model import Item, item_from_json, item_to_json
 from pipeline.content.reader import read_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.outbox import Outbox, digest
@@ -28,7 +28,7 @@ from pipeline.render.newsletter import (
     web_path,
 )
 from pipeline.render.site import Site
-from pipeline.state import BuildLock, IssueRecord, IssueStore, StateStore
+from pipeline.state import BuildLock, IssueRecord, IssueStore, ItemRecord, StateStore
 
 
 @dataclass
@@ -164,6 +164,38 @@ def refresh_archive(config: Config, state: StateStore, outbox: Outbox, now: date
         state.update_outputs(changed, [])
 
 
+def _on_site(
+    state: StateStore, records: dict[str, ItemRecord], published: list[Item]
+) -> tuple[list[Item], list[str]]:
+    """The published items as the last successful build put them on the site.
+
+    An issue links to item pages, so it takes only items that build recorded as online (the
+    store learns of them after their pages are committed: a failed or interrupted build
+    recorded nothing), in the version their page shows.
+    """
+    out, warnings, unbuilt = [], [], []
+    for item in published:
+        record = records.get(item.id)
+        if record is None or not record.live:
+            unbuilt.append(item.id)
+        elif record.content_hash == item.content_hash:
+            out.append(item)
+        elif (stored := state.last_good(item.id)) is not None:
+            out.append(item_from_json(stored))
+            warnings.append(
+                f"{item.source}: gewijzigd sinds de laatste build; de nieuwsbrief neemt de "
+                "versie die online staat (draai eerst `krimppost build`)"
+            )
+    if unbuilt:
+        warnings.append(
+            f"{len(unbuilt)} bericht(en) nog niet online, want nog niet gebouwd of de laatste "
+            f"build mislukte: {', '.join(sorted(unbuilt)[:10])}"
+            f"{' …' if len(unbuilt) > 10 else ''}; ze komen in een volgend nummer na een "
+            "geslaagde `krimppost build`"
+        )
+    return out, warnings
+
+
 def compile_issue(root: Path, now: datetime) -> CompileReport:
     started = time.perf_counter()
     config = load_config(root)
@@ -185,11 +217,12 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     report.repaired.append(number)
             outbox.commit()
 
-            published = content.published(now)
+            records = state.items()
+            published, skipped = _on_site(state, records, content.published(now))
+            report.warnings.extend(skipped)
             issued = issues.issued_ids()
             # An item's feed entry id survives a move of its file (publish.py): an item
             # issued under its old id is not taken again under the new one.
-            records = state.items()
             entry_ids = {i: r.entry_id for i, r in records.items()}
             issued_entries = issues.issued_entry_ids()
             candidates = [
@@ -221,6 +254,6 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     report.items = len(record.items)
                     report.agenda = len(agenda)
                     report.size = len(rendered.html.encode())
-                    report.warnings = list(rendered.warnings)
+                    report.warnings.extend(rendered.warnings)
     report.seconds = time.perf_counter() - started
     return report
