@@ -175,7 +175,7 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
     for record in records.values():
         if not record.live or record.id in valid_ids or record.id in moved_away:
             continue
-        if record.source in broken_sources:
+        if record.source in broken_sources or _under_problem(record.source, broken_sources):
             stored = state.last_good(record.id)
             if stored is not None:
                 entries.append(make_entry(item_from_json(stored), record, last_good=True))

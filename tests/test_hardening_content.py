@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO, VALID, Project
 
@@ -251,3 +254,83 @@ def test_a_file_swapped_for_a_link_is_not_copied(project: Project, tmp_path: Pat
         ]
     else:
         raise AssertionError("a template link out of templates/ was read")
+
+
+# 5. Unreadable folders and files -------------------------------------------------------
+
+
+def as_editor() -> list[str]:
+    """Root reads through chmod 000: as root the commands run as `nobody` instead."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("as root this needs setpriv (util-linux) to run as nobody")
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> None:
+    import pwd
+    import tempfile
+
+    prefix = as_editor()
+    # Not under pytest's tmp_path: `nobody` may not enter root's 0700 folder.
+    base = Path(tempfile.mkdtemp(prefix="krimppost-rechten-"))
+    try:
+        project = Project(base / "project")
+        project.write("goed.md", VALID)
+        folder = project.root / "content" / "energietransitie"
+        project.write(
+            "energietransitie/een.md",
+            with_attachment("rapport.pdf").replace("Een geldig item", "Webinar warmtenet"),
+        )
+        project.write("energietransitie/rapport.pdf", "%PDF-rapport")
+        project.write("energietransitie/twee.md", VALID.replace("Een geldig item", "Leerlijn"))
+        project.write(
+            "energietransitie/concept.md", VALID.replace("track: wrb", "draft: true\ntrack: wrb")
+        )
+        project.write("wrb/los.md", VALID.replace("Een geldig item", "Los bestand"))
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for path in [base, *base.rglob("*")]:
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(base / "cache")}
+
+        def krimppost(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*prefix, sys.executable, "-m", "pipeline", command, "--root", str(project.root),
+                 "--now", "2026-11-27T12:00"],
+                capture_output=True, text=True, env=env, timeout=LIMIT,
+            )  # fmt: skip
+
+        first = krimppost("build")
+        assert first.returncode == 0, first.stdout + first.stderr
+        folder.chmod(0)
+        (project.root / "content" / "wrb" / "los.md").chmod(0)
+        site = project.root / "outbox" / "site"
+        for command in ("check", "build"):
+            result = krimppost(command)
+            assert result.returncode == 1, result.stdout + result.stderr
+            lines = result.stdout.splitlines()
+            assert (
+                "content/energietransitie: map kan niet gelezen worden: geen leesrechten; wat "
+                "erin stond blijft online zoals het was"
+            ) in lines, result.stdout
+            assert "content/wrb/los.md: kan niet lezen: geen leesrechten" in lines, result.stdout
+            assert "interne fout" not in result.stdout + result.stderr
+        assert "0 ingetrokken" in result.stdout and "3 vorige versie behouden" in result.stdout
+        for item_id in ("energietransitie-een", "energietransitie-twee", "wrb-los", "goed"):
+            assert (site / "berichten" / item_id / "index.html").is_file(), item_id
+        assert (site / "bestanden/energietransitie/rapport.pdf").read_bytes() == b"%PDF-rapport"
+        feed = (site / "feeds" / "atom.xml").read_text()
+        for title in ("Webinar warmtenet", "Leerlijn", "Los bestand"):
+            assert title in feed
+        again = krimppost("build")  # and it stays so on the next build
+        assert again.returncode == 1 and "3 vorige versie behouden" in again.stdout
+    finally:
+        for path in (
+            base / "project/content/energietransitie",
+            base / "project/content/wrb/los.md",
+        ):
+            if path.exists():
+                path.chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)

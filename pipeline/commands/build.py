@@ -225,6 +225,8 @@ def build(
                 issues,
                 publication.redirects,
             )
+            previous = state.outputs()
+            site.previous_keys = {path: key for path, (key, _) in previous.items()}
             outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
             outputs += [
                 o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}
@@ -237,7 +239,6 @@ def build(
                     *content.problems,
                 ),
             )
-            previous = state.outputs()
             changed = _write(config, outbox, outputs, previous, report, progress)
             # Write-ahead: the store learns of every new path before it appears in the outbox,
             # so a file left by a build killed before its end is still removed when stale.

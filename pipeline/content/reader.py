@@ -181,16 +181,10 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
         if not raw.startswith("/") and not rooted.startswith("..") and rooted not in options:
             options.append(rooted)
         hit = next((p for p in options if (content_dir / p).is_file()), None)
-        refused = hit is not None and not _confined(content_dir, real, hit)
-        if hit is None or refused:
-            where = (
-                "is een koppeling naar buiten content/ of ligt in een gekoppelde map; zo'n "
-                "koppeling wordt niet gevolgd"
-                if refused
-                else "niet gevonden in content/"
-            )
+        why = "niet gevonden in content/" if hit is None else _refusal(content_dir, real, hit)
+        if why is not None:
             problems.append(
-                Problem(item.source, item.line_of(key), f"'{key}': bestand {raw!r} {where}")
+                Problem(item.source, item.line_of(key), f"'{key}': bestand {raw!r} {why}")
             )
         else:
             found[key] = hit
@@ -221,14 +215,21 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
     return ParseResult(resolved, ())
 
 
-def _confined(content_dir: Path, real: Path, rel: str) -> bool:
-    """A referenced file resolves to inside content/ (`real`, resolved), and not through a
-    link to a folder (those are not followed, see scan_content)."""
+def _refusal(content_dir: Path, real: Path, rel: str) -> str | None:
+    """Why a referenced file cannot be used: it must resolve to inside content/ (`real`,
+    resolved), not through a link to a folder (those are not followed, see scan_content),
+    and be readable."""
     path = content_dir / rel
-    return (
-        confine.inside(path, real) is not None
-        and path.parent.resolve() == real.joinpath(rel).parent
-    )
+    if confine.inside(path, real) is None or path.parent.resolve() != real.joinpath(rel).parent:
+        return (
+            "is een koppeling naar buiten content/ of ligt in een gekoppelde map; zo'n "
+            "koppeling wordt niet gevolgd"
+        )
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        return f"kan niet gelezen worden: {confine.reason(exc)}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ class Source:
 @dataclass(frozen=True)
 class ContentFiles:
     sources: list[Source]  # the items: `.md` files, hidden folders and files and backups skipped
-    signature: str  # every file under content/ (images too) by path, size, mtime and inode
+    signature: str  # every file under content/ (images too) by path, size, mtime, inode, mode
     # Folders and files that cannot be read, and links that are not followed.
     problems: tuple[Problem, ...] = ()
     unreadable: tuple[str, ...] = ()  # root-relative folders that could not be listed
@@ -300,7 +301,8 @@ def scan_content(root: Path) -> ContentFiles:
             except OSError as exc:
                 refuse(rel, f"kan niet lezen: {confine.reason(exc)}")
                 continue
-            signature = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            # The mode too: a file made unreadable is read again (and reported), not cached.
+            signature = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_mode:o}"
             h.update(f"{rel}:{signature}\n".encode())
             if (
                 items

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,6 +139,8 @@ class Site:
         self.now = now
         self.fp = fingerprint
         self.issues = issues
+        # Key of each file in the outbox now: an asset that cannot be read keeps its copy.
+        self.previous_keys: dict[str, str] = {}
         self.base_path = urlsplit(config.site.base_url).path or "/"
         self.track_labels = {t.id: t.label for t in config.tracks.values()}
         self.tracks = [
@@ -250,28 +253,31 @@ class Site:
         real = content.resolve()
         for entry in self.entries:
             for rel in entry.item.assets:
-                if rel in seen:
-                    continue
-                seen.add(rel)
-                source = content / rel
-                if inside(source, real) is None:
-                    continue  # a last-good item's asset was removed or linked out meanwhile
-                try:
-                    st = source.stat()
-                except OSError:
-                    continue
-                out.append(
-                    Output(
-                        f"site/bestanden/{rel}",
-                        key_of("asset", rel, st.st_size, st.st_mtime_ns),
-                        # Checked again as it is copied: inside content/, however links point.
-                        functools.partial(
-                            read_confined, content, rel, f"content/{rel}", "content/"
-                        ),
-                        0,
-                    )
-                )
+                if rel not in seen:
+                    seen.add(rel)
+                    if (asset := self._asset(content, real, rel)) is not None:
+                        out.append(asset)
         return out
+
+    def _asset(self, content: Path, real: Path, rel: str) -> Output | None:
+        path = f"site/bestanden/{rel}"
+        source = content / rel
+        # Checked again as it is copied: inside content/, however links point.
+        produce = functools.partial(read_confined, content, rel, f"content/{rel}", "content/")
+        try:
+            if inside(source, real) is None:
+                source.stat()  # PermissionError: in an unreadable folder
+                return None  # a last-good item's asset was removed or linked out meanwhile
+            st = source.stat()
+            os.close(os.open(source, os.O_RDONLY | os.O_NONBLOCK))
+        except PermissionError:
+            # Unreadable now (its folder or the file itself): the copy in the outbox stays,
+            # as the item that links it stays at its last good version.
+            kept = self.previous_keys.get(path)
+            return None if kept is None else Output(path, kept, produce, 0)
+        except OSError:
+            return None
+        return Output(path, key_of("asset", rel, st.st_size, st.st_mtime_ns), produce, 0)
 
     def _item_pages(self) -> list[Output]:
         # Runs for every item on every build, whether or not its page is rendered: one hash.
