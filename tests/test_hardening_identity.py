@@ -4,15 +4,20 @@ pages a build committed; no temp files survive a failed build or compile."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from conftest import VALID, Project, build_at
+from conftest import REPO, VALID, Project, build_at
 from pipeline.commands.newsletter import compile_issue
+from pipeline.outbox import TEMP_PREFIX
 
 NOW = "2026-11-27T12:00"
 LATER = "2026-11-28T12:00"
@@ -291,3 +296,86 @@ def test_compile_skips_an_item_whose_build_reported_it_broken(project: Project) 
     project.write("wrb/kapot.md", OTHER)
     assert compile_at(project, NOW).number == 1
     assert manifest_items(project, 1) == ["wrb-x"]
+
+
+# Low: temp files of a kill or a failed write do not stay in the outbox.
+
+
+def temp_files(project: Project) -> list[str]:
+    outbox = project.root / "outbox"
+    return sorted(
+        p.relative_to(outbox).as_posix() for p in outbox.rglob(f"{TEMP_PREFIX}*") if p.is_file()
+    )
+
+
+def test_a_failing_build_leaves_no_temp_files(project: Project) -> None:
+    project.write("wrb/x.md", VALID)
+    build_at(project, NOW)
+    # One left by a killed run of something that does not mark the store (no marker).
+    stray = site(project, f"archief/{TEMP_PREFIX}4242-index.html")
+    stray.write_text("half")
+    # A file where the new item's page folder must go: that write fails, the others are staged.
+    project.write("wrb/ander.md", OTHER)
+    site(project, "berichten/wrb-ander").write_text("in de weg")
+    with pytest.raises(OSError):
+        build_at(project, LATER)
+    assert temp_files(project) == []
+    assert not (project.root / ".krimppost" / "state.sqlite.building").exists()
+    # What was online stays online, unchanged.
+    assert "wrb-ander" not in site(project, "archief/index.html").read_text()
+    site(project, "berichten/wrb-ander").unlink()
+    build_at(project, LATER)
+    assert site(project, "berichten/wrb-ander/index.html").is_file()
+
+
+def test_a_failing_compile_leaves_no_temp_files_and_the_next_repairs(project: Project) -> None:
+    project.write("wrb/x.md", VALID)
+    build_at(project, NOW)
+    # The web version's folder is taken by a file: the issue's other files are staged first.
+    site(project, "nieuwsbrief/1").write_text("in de weg")
+    with pytest.raises(OSError):
+        compile_at(project, NOW)
+    assert temp_files(project) == []
+    site(project, "nieuwsbrief/1").unlink()
+    report = compile_at(project, NOW)
+    assert report.repaired == [1]
+    assert manifest_items(project, 1) == ["wrb-x"]
+    assert temp_files(project) == []
+
+
+def test_temp_files_of_a_killed_compile_are_swept_by_the_next_build(project: Project) -> None:
+    project.write("wrb/x.md", VALID)
+    build_at(project, NOW)
+    # The archive page renders for ever: the compile is killed with the issue's files staged.
+    slow = project.root / "templates" / "site" / "newsletters.html"
+    slow.parent.mkdir(parents=True)
+    slow.write_text(
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    )
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "newsletter",
+            "compile",
+            "--root",
+            str(project.root),
+            "--now",
+            NOW,
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not temp_files(project) and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.01)
+    finally:
+        job.kill()
+        job.wait(10)
+    assert temp_files(project), "the compile did not get as far as staging"
+    slow.unlink()
+    build_at(project, LATER)
+    assert temp_files(project) == []

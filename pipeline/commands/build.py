@@ -207,14 +207,8 @@ def build(
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
             issues = issue_links(config, state)
-            outbox = Outbox(config.outbox_dir)
-            # A marker beside the state store says a build was interrupted: only then is the
-            # outbox searched for leftover temp files (a walk of 5,000 folders costs 0.15 s),
-            # before anything of this build makes new ones.
-            dirty = state_path.with_name(state_path.name + ".building")
-            if dirty.exists():
-                outbox.sweep_temp_files()
-            dirty.touch()
+            # Temp files of a killed run go first, those of a failing build with it.
+            outbox = cleanup.enter_context(Outbox(config.outbox_dir).session(state_path))
             site = Site(
                 config,
                 lambda: templates.environment(dirs, config.site.tz),
@@ -283,7 +277,6 @@ def build(
                         "problems": str(len(report.problems)),
                     }
                 )
-            dirty.unlink(missing_ok=True)
     report.seconds = time.perf_counter() - started_wall
     return report
 

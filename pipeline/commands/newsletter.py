@@ -207,53 +207,58 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
         content = read_content(config)
         with StateStore(state_path) as state:
             issues = IssueStore(state)
-            outbox = Outbox(config.outbox_dir)
-            report = CompileReport(number=None, problems=content.problems)
-            for number in issues.numbers():  # repair issues a crash left without files
-                if not outbox.exists(issue_dir(number) + "manifest.json"):
-                    record = issues.get(number)
-                    assert record is not None
-                    write_issue(config, outbox, record)
-                    report.repaired.append(number)
-            outbox.commit()
+            # Temp files of a killed run go first, those of a failing compile with it.
+            with Outbox(config.outbox_dir).session(state_path) as outbox:
+                report = CompileReport(number=None, problems=content.problems)
+                for number in issues.numbers():  # repair issues a crash left without files
+                    if not outbox.exists(issue_dir(number) + "manifest.json"):
+                        record = issues.get(number)
+                        assert record is not None
+                        write_issue(config, outbox, record)
+                        report.repaired.append(number)
+                outbox.commit()
 
-            records = state.items()
-            published, skipped = _on_site(state, records, content.published(now))
-            report.warnings.extend(skipped)
-            issued = issues.issued_ids()
-            # An item's feed entry id survives a move of its file (publish.py): an item
-            # issued under its old id is not taken again under the new one.
-            entry_ids = {i: r.entry_id for i, r in records.items()}
-            issued_entries = issues.issued_entry_ids()
-            candidates = [
-                i
-                for i in published
-                if i.newsletter and i.id not in issued and entry_ids.get(i.id) not in issued_entries
-            ]
-            if candidates:
-                agenda = sorted(
-                    (i for i in published if i.event is not None and i.event.start > now),
-                    key=lambda i: (i.event.start, i.id),  # type: ignore[union-attr]
-                )
-                number = issues.create(
-                    [(i.id, item_to_json(i)) for i in candidates],
-                    lambda n: subject_for(config, n, now),
-                    now,
-                    _intro(config),
-                    json.dumps([item_to_json(i) for i in agenda]),
-                    lambda ids: json.dumps(sorted({i.track for i in candidates if i.id in ids})),
-                    {i.id: entry_ids[i.id] for i in candidates if i.id in entry_ids},
-                )
-                if number is not None:
-                    record = issues.get(number)
-                    assert record is not None
-                    rendered = write_issue(config, outbox, record)
-                    refresh_archive(config, state, outbox, now)  # commits the issue with it
-                    report.number = number
-                    report.subject = record.subject
-                    report.items = len(record.items)
-                    report.agenda = len(agenda)
-                    report.size = len(rendered.html.encode())
-                    report.warnings.extend(rendered.warnings)
+                records = state.items()
+                published, skipped = _on_site(state, records, content.published(now))
+                report.warnings.extend(skipped)
+                issued = issues.issued_ids()
+                # An item's feed entry id survives a move of its file (publish.py): an item
+                # issued under its old id is not taken again under the new one.
+                entry_ids = {i: r.entry_id for i, r in records.items()}
+                issued_entries = issues.issued_entry_ids()
+                candidates = [
+                    i
+                    for i in published
+                    if i.newsletter
+                    and i.id not in issued
+                    and entry_ids.get(i.id) not in issued_entries
+                ]
+                if candidates:
+                    agenda = sorted(
+                        (i for i in published if i.event is not None and i.event.start > now),
+                        key=lambda i: (i.event.start, i.id),  # type: ignore[union-attr]
+                    )
+                    number = issues.create(
+                        [(i.id, item_to_json(i)) for i in candidates],
+                        lambda n: subject_for(config, n, now),
+                        now,
+                        _intro(config),
+                        json.dumps([item_to_json(i) for i in agenda]),
+                        lambda ids: json.dumps(
+                            sorted({i.track for i in candidates if i.id in ids})
+                        ),
+                        {i.id: entry_ids[i.id] for i in candidates if i.id in entry_ids},
+                    )
+                    if number is not None:
+                        record = issues.get(number)
+                        assert record is not None
+                        rendered = write_issue(config, outbox, record)
+                        refresh_archive(config, state, outbox, now)  # commits the issue with it
+                        report.number = number
+                        report.subject = record.subject
+                        report.items = len(record.items)
+                        report.agenda = len(agenda)
+                        report.size = len(rendered.html.encode())
+                        report.warnings.extend(rendered.warnings)
     report.seconds = time.perf_counter() - started
     return report
