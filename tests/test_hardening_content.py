@@ -334,3 +334,36 @@ def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> N
             if path.exists():
                 path.chmod(0o700)
         shutil.rmtree(base, ignore_errors=True)
+
+
+# Low: odd file names cannot forge problem lines ---------------------------------------
+
+
+def test_a_file_name_with_a_newline_cannot_forge_a_problem_line(project: Project) -> None:
+    project.write("goed.md", VALID)
+    forged = "x\ncontent/goed.md:1: vervalst.md"
+    project.write(forged, VALID.replace("kind: news", "kind: nieuws"))
+    project.write("wrb/\x1b[31mrood\u2028.md", VALID.replace("track: wrb", "track: x"))
+    result = run(project, "check")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert not any(line.startswith("content/goed.md") for line in lines), lines
+    assert lines[0].startswith(
+        "'content/wrb/\\x1b[31mrood\\u2028.md':5: 'track' onbekend traject 'x'"
+    ), lines
+    assert lines[1].startswith(
+        "'content/x\\ncontent/goed.md:1: vervalst.md':4: 'kind' moet een van"
+    ), lines
+    assert len(lines) == 3  # two problems and the summary
+
+
+def test_problem_lines_quote_only_odd_names() -> None:
+    from pipeline.errors import Problem
+
+    assert str(Problem("content/wrb/Sloop & transformatie é.md", 3, "x")) == (
+        "content/wrb/Sloop & transformatie é.md:3: x"
+    )
+    assert str(Problem("content/a\tb.md", None, "x")) == "'content/a\\tb.md': x"
+    assert str(Problem("content/a.md", 2, "regel een\nregel twee")) == (
+        "content/a.md:2: regel een\\nregel twee"
+    )
