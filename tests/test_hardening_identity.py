@@ -379,3 +379,14 @@ def test_temp_files_of_a_killed_compile_are_swept_by_the_next_build(project: Pro
     slow.unlink()
     build_at(project, LATER)
     assert temp_files(project) == []
+
+
+def test_a_broken_file_is_not_gone_so_a_copy_elsewhere_is_not_a_move(project: Project) -> None:
+    project.write("wrb/x.md", VALID)
+    build_at(project, NOW)
+    project.write("wrb/x.md", VALID.replace("date: 2026-11-01", "date: 2026-02-30"))
+    project.write("woningmarkt/x.md", VALID)
+    report = build_at(project, LATER)
+    assert report.publication.kept == ["wrb-x"]
+    assert report.publication.new == ["woningmarkt-x"] and report.publication.moved == []
+    assert "Dit bericht is verhuisd" not in site(project, "berichten/wrb-x/index.html").read_text()
