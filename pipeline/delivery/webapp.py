@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
@@ -47,6 +48,7 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.config import Config, load_config
 from pipeline.delivery import sender
+from pipeline.delivery.middleware import BodyLimit, SecurityHeaders
 from pipeline.delivery.subscribers import (
     ALL_TRACKS,
     AddressError,
@@ -162,9 +164,8 @@ class App:
                 subscribe_url=self.prefix + "aanmelden",
                 **context,
             )
-        return HTMLResponse(
-            body, status, headers={**SECURITY_HEADERS, **PRIVATE_HEADERS, **(headers or {})}
-        )
+        # SECURITY_HEADERS are added to every response, these pages' too, by the middleware
+        return HTMLResponse(body, status, headers={**PRIVATE_HEADERS, **(headers or {})})
 
     def not_found(self) -> HTMLResponse:
         return self.page("404.html", "Pagina niet gevonden", 404)
@@ -284,8 +285,6 @@ class App:
         origin = request.headers.get("origin")
         if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
             return self._csrf_failed(request)
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            return self.page("notice.html", "Ongeldig verzoek", 413, paragraphs=["Te groot."])
         form = await request.form(max_files=0, max_fields=50)
         email = str(form.get("email") or "").strip()
         raw_tracks = [str(v) for v in form.getlist("tracks")]
@@ -382,8 +381,6 @@ class App:
 
     async def unsubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            return self.page("notice.html", "Ongeldig verzoek", 413, paragraphs=["Te groot."])
         body = await request.body()
         one_click = body.strip() == ONE_CLICK.encode()
         from_page = False
@@ -447,9 +444,21 @@ class App:
                 await response(scope, receive, send)
 
         routes.append(Mount(site_path.rstrip("/") or "/", app=preview))
+        def too_large() -> Response:
+            return self.page(
+                "notice.html",
+                "Verzoek te groot",
+                413,
+                paragraphs=[f"Een verzoek mag hier hoogstens {MAX_BODY // 1024} kB zijn."],
+            )
+
         return Starlette(
             routes=routes,
             exception_handlers={404: not_found, 405: not_found},
+            middleware=[
+                Middleware(SecurityHeaders, headers=SECURITY_HEADERS),
+                Middleware(BodyLimit, limit=MAX_BODY, reject=too_large),
+            ],
         )
 
 

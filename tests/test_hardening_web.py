@@ -1,0 +1,177 @@
+"""Issue 13: `krimppost serve` under hostile requests (body limits, headers, confirmation)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from test_delivery import Recorder, Sink, set_smtp
+from test_serve import FORM, Server, World
+
+from conftest import REPO, Project
+
+SECURITY = (
+    "Content-Security-Policy",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "X-Frame-Options",
+)
+
+
+@pytest.fixture
+def web(project: Project) -> Iterator[World]:
+    """The app on uvicorn in a thread, as in test_serve, with a built page and an SMTP sink."""
+    site = project.root / "outbox" / "site"
+    site.mkdir(parents=True)
+    (site / "index.html").write_text("<!doctype html><title>Voorbeeld</title>", encoding="utf-8")
+    recorder = Recorder()
+    sink = Sink(recorder)
+    set_smtp(project.root, sink.port)
+    clock = [datetime(2026, 11, 27, 12, 0, tzinfo=UTC)]
+    server = Server(project.root, clock)
+    yield World(project, server, recorder, clock)
+    server.close()
+    sink.close()
+
+
+# a real `krimppost serve` in a subprocess ------------------------------------------------
+
+
+def _memory_kb(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+    assert match is not None
+    return int(match.group(1))
+
+
+@pytest.fixture
+def served(project: Project) -> Iterator[tuple[int, int]]:
+    """(pid, port) of `krimppost serve` on a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "serve",
+            "--root",
+            str(project.root),
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield proc.pid, port
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _raw(
+    port: int, head: bytes, chunks: Iterator[bytes], deadline: float = 10
+) -> tuple[bytes, int]:
+    """Send `head`, then `chunks` until the server answers: (answer, body bytes sent)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=deadline)
+    answer = b""
+    sent = 0
+    try:
+        sock.sendall(head)
+        end = time.monotonic() + deadline
+        for chunk in chunks:
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+            assert time.monotonic() < end
+        sock.settimeout(max(0.1, end - time.monotonic()))
+        try:
+            while b"\r\n\r\n" not in answer:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except ConnectionResetError:
+            pass
+    finally:
+        sock.close()
+    return answer, sent
+
+
+def _chunked(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
+    piece = b"%x\r\n" % size + b"x" * size + b"\r\n"
+    for _ in range(total // size):
+        yield piece
+    yield b"0\r\n\r\n"
+
+
+def test_chunked_body_is_cut_off_at_the_limit_and_memory_stays_flat(
+    served: tuple[int, int],
+) -> None:
+    pid, port = served
+    before = _memory_kb(pid, "VmRSS")
+    head = (
+        b"POST /afmelden/abc HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    answer, sent = _raw(port, head, _chunked(50 * 1024 * 1024))
+    grown = _memory_kb(pid, "VmHWM") - before
+    assert grown < 20 * 1024, f"serve grew by {grown} kB"
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert sent < 20 * 1024 * 1024  # answered early, not after the 50 MB
+
+
+def test_content_length_over_the_limit_is_refused_up_front_on_every_route(
+    served: tuple[int, int],
+) -> None:
+    _, port = served
+    for path in ("/", "/afmelden/abc", "/aanmelden", "/bevestigen/abc", "/bestaat/niet"):
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n"
+        ).encode()
+        answer, _ = _raw(port, head, iter(()))
+        assert answer.startswith(b"HTTP/1.1 413 "), (path, answer[:200])
+        assert b"content-security-policy" in answer.lower()
+
+
+def test_static_preview_pages_get_the_security_headers_of_the_app_pages(web: World) -> None:
+    (web.project.root / "outbox" / "site" / "stijl.css").write_text("p{}", encoding="utf-8")
+    app_page = web.server.request("GET", "/aanmelden")
+    assert all(app_page.headers[name] for name in SECURITY)
+    for path in ("/", "/index.html", "/stijl.css", "/bestaat/niet.html"):
+        reply = web.server.request("GET", path)
+        for name in SECURITY:
+            assert reply.headers[name] == app_page.headers[name], (path, name)
+
+
+def test_a_small_body_still_works(web: World) -> None:
+    token = web.add("lezer@example.nl")
+    reply = web.server.request(
+        "POST", f"/afmelden/{token}", b"List-Unsubscribe=One-Click", {"Content-Type": FORM}
+    )
+    assert reply.status == 200
+    assert web.status("lezer@example.nl") == "unsubscribed"
