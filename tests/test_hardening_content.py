@@ -367,3 +367,44 @@ def test_problem_lines_quote_only_odd_names() -> None:
     assert str(Problem("content/a.md", 2, "regel een\nregel twee")) == (
         "content/a.md:2: regel een\\nregel twee"
     )
+
+
+def test_a_file_given_to_another_owner_is_read_again_not_answered_from_the_cache() -> None:
+    """chown (or an ACL) leaves size, mtime and mode alone: the parse cache must not hide it."""
+    import pwd
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file to another owner")
+    prefix = as_editor()
+    base = Path(tempfile.mkdtemp(prefix="krimppost-eigenaar-"))
+    try:
+        project = Project(base / "project")
+        project.write("goed.md", VALID)
+        own = project.write("wrb/eigen.md", VALID.replace("Een geldig item", "Eigen item"))
+        own.chmod(0o600)
+        nobody = pwd.getpwnam("nobody")
+        for path in [base, *base.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(base / "cache")}
+
+        def krimppost(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*prefix, sys.executable, "-m", "pipeline", command, "--root", str(project.root),
+                 "--now", "2026-11-27T12:00"],
+                capture_output=True, text=True, env=env, timeout=LIMIT,
+            )  # fmt: skip
+
+        assert krimppost("build").returncode == 0
+        os.chown(own, 0, 0)  # root's now, still 0600: `nobody` cannot read it
+        for command in ("check", "build"):
+            result = krimppost(command)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "content/wrb/eigen.md: kan niet lezen: geen leesrechten" in (
+                result.stdout.splitlines()
+            ), result.stdout
+        assert "1 vorige versie behouden" in result.stdout
+        page = project.root / "outbox/site/berichten/wrb-eigen/index.html"
+        assert "Eigen item" in page.read_text()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

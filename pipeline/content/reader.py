@@ -236,13 +236,13 @@ def _refusal(content_dir: Path, real: Path, rel: str) -> str | None:
 class Source:
     relative: str  # root-relative POSIX path, e.g. "content/wrb/x.md"
     path: str
-    signature: str  # size and modification time: unchanged files are not even read
+    signature: str  # size, mtime, ctime, inode: unchanged files are not even read
 
 
 @dataclass(frozen=True)
 class ContentFiles:
     sources: list[Source]  # the items: `.md` files, hidden folders and files and backups skipped
-    signature: str  # every file under content/ (images too) by path, size, mtime, inode, mode
+    signature: str  # every file under content/ (images too) by path, size, mtime, ctime, inode
     # Folders and files that cannot be read, and links that are not followed.
     problems: tuple[Problem, ...] = ()
     unreadable: tuple[str, ...] = ()  # root-relative folders that could not be listed
@@ -301,8 +301,9 @@ def scan_content(root: Path) -> ContentFiles:
             except OSError as exc:
                 refuse(rel, f"kan niet lezen: {confine.reason(exc)}")
                 continue
-            # The mode too: a file made unreadable is read again (and reported), not cached.
-            signature = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_mode:o}"
+            # The inode change time too: a file made unreadable (chmod, chown, an ACL) is read
+            # again and reported, not answered from the cache.
+            signature = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
             h.update(f"{rel}:{signature}\n".encode())
             if (
                 items
