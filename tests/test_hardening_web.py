@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,82 @@ def test_a_small_body_still_works(web: World) -> None:
     )
     assert reply.status == 200
     assert web.status("lezer@example.nl") == "unsubscribed"
+
+
+# double opt-in: only the button's POST confirms ----------------------------------------------
+
+
+def _confirm_link(web: World, address: str) -> str:
+    assert web.subscribe(address, []).status == 200
+    text = web.recorder.message_for(address).get_content()
+    assert "klik op de knop" in text
+    link = re.search(r"(/bevestigen/[A-Za-z0-9_-]{22})", text)
+    assert link is not None
+    return link.group(1)
+
+
+def _status(web: World) -> list[tuple]:
+    return web.rows("SELECT status, confirmed_at FROM subscribers")
+
+
+def test_get_and_head_of_the_confirmation_link_confirm_nothing(web: World) -> None:
+    link = _confirm_link(web, "nieuw@example.nl")
+    for method in ("HEAD", "GET", "HEAD", "GET"):
+        reply = web.server.request(method, link)
+        assert reply.status == 200
+        assert _status(web) == [("pending", None)]
+    page = web.server.request("GET", link)
+    assert '<html lang="nl">' in page.body and "n…@example.nl" in page.body
+    assert f'<form method="post" action="{link}">' in page.body
+    assert "<button" in page.body and "Aanmelding bevestigen" in page.body
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_the_button_confirms_with_the_csrf_token_only(web: World) -> None:
+    link = _confirm_link(web, "nieuw@example.nl")
+    page = web.server.request("GET", link)
+    cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+    assert "HttpOnly" in page.headers["Set-Cookie"]
+    assert "SameSite=strict" in page.headers["Set-Cookie"]
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.body)
+    assert csrf is not None
+    good = urllib.parse.urlencode({"csrf": csrf.group(1)}).encode()
+    refused = [
+        web.server.request("POST", link, b"", {"Content-Type": FORM}),
+        web.server.request("POST", link, good, {"Content-Type": FORM}),  # no cookie
+        web.server.request(
+            "POST", link, b"csrf=" + b"0" * 64, {"Content-Type": FORM, "Cookie": cookie}
+        ),
+        web.server.request(
+            "POST",
+            link,
+            good,
+            {"Content-Type": FORM, "Cookie": cookie, "Origin": "https://kwaadaardig.example"},
+        ),
+    ]
+    assert [r.status for r in refused] == [403] * 4
+    assert "Aanmelding bevestigen" in refused[0].body  # the button again, to try once more
+    assert _status(web) == [("pending", None)]
+    confirmed = web.server.request("POST", link, good, {"Content-Type": FORM, "Cookie": cookie})
+    assert confirmed.status == 200 and "Je aanmelding is bevestigd" in confirmed.body
+    assert _status(web) == [("active", "2026-11-27T12:00:00+00:00")]
+    assert (
+        web.server.request("POST", link, good, {"Content-Type": FORM, "Cookie": cookie}).status
+        == 200
+    )
+
+
+def test_unknown_and_expired_confirmation_links_are_a_404_for_post_too(web: World) -> None:
+    link = _confirm_link(web, "laat@example.nl")
+    page = web.server.request("GET", link)
+    cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.body)
+    assert csrf is not None
+    body = urllib.parse.urlencode({"csrf": csrf.group(1)}).encode()
+    headers = {"Content-Type": FORM, "Cookie": cookie}
+    assert web.server.request("POST", "/bevestigen/" + "x" * 22, body, headers).status == 404
+    web.clock[0] += timedelta(days=8)
+    assert web.server.request("GET", link).status == 404
+    assert web.server.request("POST", link, body, headers).status == 404
+    assert _status(web) == [("pending", None)]

@@ -231,12 +231,23 @@ def test_double_opt_in(world: World) -> None:
     link = re.search(r"https://www\.bevolkingsdaling\.nl(/bevestigen/[A-Za-z0-9_-]{22})", text)
     assert link is not None and "Klimaat- en energietransitie" in text
     world.clock[0] += timedelta(hours=2)
-    confirmed = world.server.request("GET", link.group(1))
+    page = world.server.request("GET", link.group(1))  # a page with a button: confirms nothing
+    assert page.status == 200 and "Aanmelding bevestigen" in page.body
+    cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.body)
+    assert csrf is not None
+    confirmed = world.server.request(
+        "POST",
+        link.group(1),
+        urllib.parse.urlencode({"csrf": csrf.group(1)}).encode(),
+        {"Content-Type": FORM, "Cookie": cookie},
+    )
     assert confirmed.status == 200 and "Je aanmelding is bevestigd" in confirmed.body
     assert world.rows("SELECT status, confirmed_at FROM subscribers") == [
         ("active", "2026-11-27T14:00:00+00:00")
     ]
-    assert world.server.request("GET", link.group(1)).status == 200  # a second click is fine
+    again = world.server.request("GET", link.group(1))  # a second click is fine
+    assert again.status == 200 and "Je aanmelding is bevestigd" in again.body
 
 
 def test_expired_confirmation_link_is_a_404(world: World) -> None:

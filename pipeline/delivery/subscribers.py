@@ -482,6 +482,31 @@ class SubscriberStore:
                 (token,),
             )
 
+    def awaiting(self, token: str, now: datetime) -> tuple[Subscriber, str | None] | None:
+        """Read-only look at a confirmation token: (subscriber, tracks asked for).
+
+        The tracks are None when this link has confirmed already; the result is None for an
+        unknown or expired token. Nothing changes: a GET of the link (a mail scanner's too)
+        only shows what the button would confirm.
+        """
+        cutoff = now - timedelta(days=self.config.subscribers.confirm_days)
+        row = self.db.execute(
+            "SELECT id, status, requested_at, requested_tracks FROM subscribers"
+            " WHERE confirm_token = ?",
+            (token,),
+        ).fetchone()
+        if row is None:
+            return None
+        sid, status, requested_at, tracks = row
+        found = self._get(sid)
+        if found is None:
+            return None
+        if requested_at is None:
+            return (found, None) if status == "active" else None
+        if from_utc_text(requested_at) < cutoff:
+            return None
+        return found, str(tracks)
+
     def confirm(self, token: str, now: datetime) -> Subscriber | None:
         """Activate the subscriber of a confirmation token; None for unknown or expired."""
         cutoff = now - timedelta(days=self.config.subscribers.confirm_days)

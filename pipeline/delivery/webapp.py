@@ -12,7 +12,9 @@ A Starlette application (served by uvicorn):
   Rate-limited per client and CSRF-protected with a signed double-submit cookie (HMAC of a
   random cookie under a secret from the environment variable named by
   `[serve] secret_env`, or else one generated once and kept in the state store).
-- `GET <prefix>bevestigen/<token>`: activates the subscription.
+- `GET <prefix>bevestigen/<token>`: a Dutch page with a button (a form POST to the same
+  URL, CSRF-protected like the subscribe form); a GET or HEAD never confirms (mail scanners
+  fetch links). `POST <prefix>bevestigen/<token>`: activates the subscription.
 - Unknown, forged or expired tokens all get the same 404 page.
 
 Token pages are sent with `Referrer-Policy: no-referrer` and `Cache-Control: no-store`, so
@@ -52,6 +54,7 @@ from pipeline.delivery.middleware import BodyLimit, SecurityHeaders
 from pipeline.delivery.subscribers import (
     ALL_TRACKS,
     AddressError,
+    Subscriber,
     SubscriberStore,
     TrackError,
     ascii_address,
@@ -203,16 +206,14 @@ class App:
         errors: dict[str, str] | None = None,
         notice: str = "",
     ) -> HTMLResponse:
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        fresh = len(cookie) != 22
-        if fresh:
-            cookie = secrets.token_urlsafe(16)
+        path = self.prefix + "aanmelden"
+        cookie, fresh = _csrf_cookie(request)
         response = self.page(
             "subscribe.html",
             "Aanmelden voor de nieuwsbrief",
             status,
             kind="form",
-            action=self.prefix + "aanmelden",
+            action=path,
             csrf=self.csrf_for(cookie),
             email=email,
             choices=self.track_choices(chosen),
@@ -221,15 +222,7 @@ class App:
             consent_version=self.config.subscribers.consent_version,
         )
         if fresh:
-            response.set_cookie(
-                CSRF_COOKIE,
-                cookie,
-                max_age=7200,
-                path=self.prefix + "aanmelden",
-                secure=request.url.scheme == "https",
-                httponly=True,
-                samesite="strict",
-            )
+            _set_csrf_cookie(response, request, cookie, path)
         return response
 
     # confirmation mail -------------------------------------------------------------------
@@ -282,8 +275,7 @@ class App:
                     f"Probeer het over {max(1, retry // 60)} minuten opnieuw.",
                 ],
             )
-        origin = request.headers.get("origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
+        if _cross_site(request):
             return self._csrf_failed(request)
         form = await request.form(max_files=0, max_fields=50)
         email = str(form.get("email") or "").strip()
@@ -347,13 +339,29 @@ class App:
             notice="Het formulier was verlopen. Controleer je gegevens en verstuur het opnieuw.",
         )
 
-    async def confirm(self, request: Request) -> Response:
+    def confirm_page(
+        self, request: Request, found: Subscriber, tracks: str, status: int = 200, notice: str = ""
+    ) -> Response:
+        """The page with the button that confirms; its form carries the CSRF token."""
         token = request.path_params["token"]
-        now = self.clock()
-        found = await run_in_threadpool(self._store_call, lambda store: store.confirm(token, now))
-        if found is None:
-            return self.not_found()
-        log.info("aanmelding bevestigd")
+        path = self.prefix + "bevestigen/"
+        cookie, fresh = _csrf_cookie(request)
+        response = self.page(
+            "confirm.html",
+            "Bevestig je aanmelding",
+            status,
+            kind="confirm",
+            masked=found.masked,
+            tracks_line=self.tracks_line(tracks),
+            action=path + token,
+            csrf=self.csrf_for(cookie),
+            notice=notice,
+        )
+        if fresh:
+            _set_csrf_cookie(response, request, cookie, path)
+        return response
+
+    def confirmed_page(self, found: Subscriber) -> Response:
         return self.page(
             "confirmed.html",
             "Je aanmelding is bevestigd",
@@ -361,6 +369,45 @@ class App:
             tracks_line=self.tracks_line(found.tracks),
             unsubscribe_url=self.unsubscribe_path + found.token,
         )
+
+    async def confirm_form(self, request: Request) -> Response:
+        # GET and HEAD: mail scanners fetch links, so only the button's POST confirms
+        token = request.path_params["token"]
+        now = self.clock()
+        found = await run_in_threadpool(self._store_call, lambda store: store.awaiting(token, now))
+        if found is None:
+            return self.not_found()
+        subscriber, tracks = found
+        if tracks is None:  # this link confirmed already: say so again
+            return self.confirmed_page(subscriber)
+        return self.confirm_page(request, subscriber, tracks)
+
+    async def confirm(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        now = self.clock()
+        found = await run_in_threadpool(self._store_call, lambda store: store.awaiting(token, now))
+        if found is None:
+            return self.not_found()
+        subscriber, tracks = found
+        if tracks is None:
+            return self.confirmed_page(subscriber)
+        form = await request.form(max_files=0, max_fields=10)
+        csrf = str(form.get("csrf") or "")
+        if _cross_site(request) or not self.csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
+            return self.confirm_page(
+                request,
+                subscriber,
+                tracks,
+                403,
+                notice="De pagina was verlopen. Klik nog een keer op de knop om te bevestigen.",
+            )
+        confirmed = await run_in_threadpool(
+            self._store_call, lambda store: store.confirm(token, now)
+        )
+        if confirmed is None:
+            return self.not_found()
+        log.info("aanmelding bevestigd")
+        return self.confirmed_page(confirmed)
 
     async def unsubscribe_page(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -424,7 +471,8 @@ class App:
         routes: list[Any] = [
             Route(self.prefix + "aanmelden", self.subscribe_form, methods=["GET"]),
             Route(self.prefix + "aanmelden", self.subscribe, methods=["POST"]),
-            Route(self.prefix + "bevestigen/{token}", self.confirm, methods=["GET"]),
+            Route(self.prefix + "bevestigen/{token}", self.confirm_form, methods=["GET"]),
+            Route(self.prefix + "bevestigen/{token}", self.confirm, methods=["POST"]),
             Route(self.unsubscribe_path + "{token}", self.unsubscribe_page, methods=["GET"]),
             Route(self.unsubscribe_path + "{token}", self.unsubscribe, methods=["POST"]),
         ]
@@ -444,6 +492,7 @@ class App:
                 await response(scope, receive, send)
 
         routes.append(Mount(site_path.rstrip("/") or "/", app=preview))
+
         def too_large() -> Response:
             return self.page(
                 "notice.html",
@@ -460,6 +509,31 @@ class App:
                 Middleware(BodyLimit, limit=MAX_BODY, reject=too_large),
             ],
         )
+
+
+def _csrf_cookie(request: Request) -> tuple[str, bool]:
+    """The double-submit cookie the request carries, or a new one: (cookie, new)."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if len(cookie) == 22:
+        return cookie, False
+    return secrets.token_urlsafe(16), True
+
+
+def _set_csrf_cookie(response: Response, request: Request, cookie: str, path: str) -> None:
+    response.set_cookie(
+        CSRF_COOKIE,
+        cookie,
+        max_age=7200,
+        path=path,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _cross_site(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    return bool(origin) and origin != "null" and urlsplit(origin or "").netloc != request.url.netloc
 
 
 def _purge_then_request(
