@@ -255,3 +255,40 @@ def test_unknown_and_expired_confirmation_links_are_a_404_for_post_too(web: Worl
     assert web.server.request("GET", link).status == 404
     assert web.server.request("POST", link, body, headers).status == 404
     assert _status(web) == [("pending", None)]
+
+
+# confirmation mails rate-limited per mailbox ---------------------------------------------
+
+
+def test_plus_tag_variants_of_one_mailbox_get_one_confirmation_mail_per_window(
+    web: World,
+) -> None:
+    # five requests in all: under the per-client limit, so only the mailbox limit holds back
+    cookie, csrf = web.form()
+    replies = [
+        web.subscribe(address, [], cookie, csrf)
+        for address in (
+            "anna+1@example.nl",
+            "Anna+3@Example.NL",
+            "anna@example.nl",
+        )
+    ]
+    assert {r.status for r in replies} == {200}
+    assert len({r.body for r in replies}) == 1  # the same answer: nothing to enumerate
+    assert [a for a, _ in web.recorder.messages] == ["anna+1@example.nl"]
+    assert web.rows("SELECT email FROM subscribers") == [("anna+1@example.nl",)]
+    # another mailbox, or the same local part at another domain, is not held up
+    web.subscribe("anna+1@example.org", [], cookie, csrf)
+    assert len(web.recorder.messages) == 2
+    # after the window a variant may ask again
+    web.clock[0] += timedelta(seconds=601)
+    web.subscribe("anna+2@example.nl", [], cookie, csrf)
+    assert [a for a, _ in web.recorder.messages][-1] == "anna+2@example.nl"
+
+
+def test_mailbox_of_an_address() -> None:
+    from pipeline.delivery.subscribers import mailbox
+
+    assert mailbox("anna+nieuws+x@example.nl") == "anna@example.nl"
+    assert mailbox("anna@example.nl") == "anna@example.nl"
+    assert mailbox("a_b%c+1@example.nl") == "a_b%c@example.nl"

@@ -98,6 +98,19 @@ def normalise(raw: str) -> Address:
     return Address(info.normalized, info.normalized.lower())
 
 
+def mailbox(key: str) -> str:
+    """The mailbox behind a lower-cased address: `+tag` stripped (`anna+1@x.nl` is `anna@x.nl`).
+
+    Used to rate-limit confirmation mails, so that `+tag` variants cannot flood one inbox.
+    """
+    local, _, domain = key.rpartition("@")
+    return local.split("+", 1)[0] + "@" + domain
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def ascii_address(email: str) -> str | None:
     """The address as plain ASCII (IDN domain in punycode), or None if it needs SMTPUTF8."""
     if email.isascii():
@@ -444,29 +457,41 @@ class SubscriberStore:
         """Record a subscription request from the web form: (address, confirm token).
 
         None when nothing must be sent: a suppressed address, or a confirmation mail sent
-        to this address within the rate window (so the form cannot flood an inbox). The
-        existing status of a known address is not changed until it confirms.
+        within the rate window to this address or to another `+tag` variant of its mailbox
+        (so the form cannot flood an inbox). The existing status of a known address is not
+        changed until it confirms.
         """
         address = normalise(raw)
         window = timedelta(seconds=self.config.serve.subscribe_window)
         token = new_token()
         version = self.config.subscribers.consent_version
         with self.state.transaction():
+            if self._mailed_recently(address.key, now - window):
+                return None
             row = self.db.execute(
-                "SELECT id, requested_at FROM subscribers WHERE email_key = ?", (address.key,)
+                "SELECT id FROM subscribers WHERE email_key = ?", (address.key,)
             ).fetchone()
             if row is None:
                 if self.is_suppressed(address.key):
                     return None
                 self._insert(address, "pending", tracks, SOURCE_WEB, now)
-            elif row[1] and from_utc_text(row[1]) > now - window:
-                return None
             self.db.execute(
                 "UPDATE subscribers SET confirm_token = ?, requested_at = ?,"
                 " requested_tracks = ?, requested_version = ? WHERE email_key = ?",
                 (token, utc_text(now), tracks, version, address.key),
             )
         return address.email, token
+
+    def _mailed_recently(self, key: str, since: datetime) -> bool:
+        """A confirmation mail went to this address's mailbox (any `+tag` of it) since `since`."""
+        box = mailbox(key)
+        local, _, domain = box.rpartition("@")
+        row = self.db.execute(
+            "SELECT 1 FROM subscribers WHERE requested_at > ?"
+            " AND (email_key = ? OR email_key LIKE ? ESCAPE '\\') LIMIT 1",
+            (utc_text(since), box, _like_escape(local) + "+%@" + _like_escape(domain)),
+        ).fetchone()
+        return row is not None
 
     def withdraw_request(self, token: str) -> None:
         """Forget a request whose confirmation mail could not be sent (so it may be retried)."""
