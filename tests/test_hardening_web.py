@@ -292,3 +292,16 @@ def test_mailbox_of_an_address() -> None:
     assert mailbox("anna+nieuws+x@example.nl") == "anna@example.nl"
     assert mailbox("anna@example.nl") == "anna@example.nl"
     assert mailbox("a_b%c+1@example.nl") == "a_b%c@example.nl"
+    assert mailbox("+31-6@example.nl") == "+31-6@example.nl"
+
+
+def test_mailbox_limit_matches_literally(web: World) -> None:
+    # `_` and `%` are LIKE wildcards: escaped, so `a_b` never holds up `axb`
+    state, store = web.store()
+    now = web.clock[0]
+    with state:
+        assert store.request("a_b+1@example.nl", "*", now) is not None
+        assert store.request("axb+1@example.nl", "*", now) is not None
+        assert store.request("a%+1@example.nl", "*", now) is not None
+        assert store.request("aaa+1@example.nl", "*", now) is not None
+        assert store.request("a_b+2@example.nl", "*", now) is None

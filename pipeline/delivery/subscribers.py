@@ -104,7 +104,8 @@ def mailbox(key: str) -> str:
     Used to rate-limit confirmation mails, so that `+tag` variants cannot flood one inbox.
     """
     local, _, domain = key.rpartition("@")
-    return local.split("+", 1)[0] + "@" + domain
+    # a local part that starts with `+` (`+31-6@x.nl`) has no tag to strip
+    return (local.split("+", 1)[0] or local) + "@" + domain
 
 
 def _like_escape(text: str) -> str:
