@@ -16,12 +16,14 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    # A value that itself starts with quotes before a formula start (`'-a@example.nl` is a
+    # valid address) gets one more, so that `uncell` gives it back whole.
+    return "'" + text if text.lstrip("'").startswith(FORMULA_START) else text
 
 
 def uncell(text: str) -> str:
     """The value behind a cell this module wrote (so an export can be imported again)."""
-    if text.startswith("'") and text[1:].startswith(FORMULA_START):
+    if text.startswith("'") and text.lstrip("'").startswith(FORMULA_START):
         return text[1:]
     return text
 

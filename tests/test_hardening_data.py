@@ -23,7 +23,12 @@ from pipeline.delivery.subscribers import SubscriberStore
 from pipeline.state import StateStore
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-HOSTILE = ["=cmd|'/C_calc'!A0@example.nl", "+31-6@example.nl", "-2+3@example.nl"]
+HOSTILE = [
+    "=cmd|'/C_calc'!A0@example.nl",
+    "+31-6@example.nl",
+    "-2+3@example.nl",
+    "'-anna@example.nl",
+]
 
 
 def mode(path: Path) -> int:
@@ -49,6 +54,9 @@ def test_a_formula_start_gets_a_quote_and_comes_back_unchanged(value: str) -> No
     assert uncell(cell(value)) == value
     assert cell("gewone tekst") == uncell("gewone tekst") == "gewone tekst"
     assert uncell("'gewoon") == "'gewoon"  # a quote of the author's own stays
+    quoted = "'" + value  # `'-a@example.nl` is a valid address: it must come back whole
+    assert cell(quoted) == "''" + value
+    assert uncell(cell(quoted)) == quoted
 
 
 def test_subscriber_export_neutralises_addresses_from_the_anonymous_form(
@@ -61,6 +69,7 @@ def test_subscriber_export_neutralises_addresses_from_the_anonymous_form(
     rows = export_rows(project, tmp_path / "abonnees.csv")
     emails = [row[0] for row in rows[1:]]
     assert sorted(emails) == sorted("'" + a for a in HOSTILE)
+    assert "''-anna@example.nl" in emails
     for row in rows:
         assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in row), row
 
@@ -152,6 +161,13 @@ def test_subscriber_export_file_is_for_the_owner_only(project: Project, tmp_path
     )
     assert result.exit_code == 0, result.output
     out = tmp_path / "abonnees.csv"
+    export_rows(project, out)
+    assert mode(out) == 0o600
+    # A temp file left behind by a killed export does not lend the new file its mode.
+    out.unlink()
+    leftover = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    leftover.write_text("oud")
+    os.chmod(leftover, 0o644)
     export_rows(project, out)
     assert mode(out) == 0o600
 

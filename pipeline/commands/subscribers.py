@@ -171,6 +171,7 @@ def export(output: Path | None, status: str | None, root: Path) -> None:
         temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)  # a temp file left by a killed export kept its mode
             with open(fd, "w", encoding="utf-8", newline="") as handle:
                 count = _write_csv(store, status, handle)
                 handle.flush()
