@@ -245,7 +245,6 @@ class ContentFiles:
     signature: str  # every file under content/ (images too) by path, size, mtime, ctime, inode
     # Folders and files that cannot be read, and links that are not followed.
     problems: tuple[Problem, ...] = ()
-    unreadable: tuple[str, ...] = ()  # root-relative folders that could not be listed
 
 
 def scan_content(root: Path) -> ContentFiles:
@@ -256,7 +255,6 @@ def scan_content(root: Path) -> ContentFiles:
     counts only when it resolves to inside content/."""
     sources: list[Source] = []
     problems: list[Problem] = []
-    unreadable: list[str] = []
     h = hashlib.blake2b(digest_size=16)
     top = root / CONTENT_DIR
     real_top = top.resolve()
@@ -270,7 +268,6 @@ def scan_content(root: Path) -> ContentFiles:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
             if directory != str(top) or not isinstance(exc, FileNotFoundError):
-                unreadable.append(prefix.rstrip("/"))
                 refuse(
                     prefix.rstrip("/"),
                     f"map kan niet gelezen worden: {confine.reason(exc)}; wat erin stond "
@@ -315,7 +312,7 @@ def scan_content(root: Path) -> ContentFiles:
                 sources.append(Source(rel, entry.path, signature))
 
     walk(str(top), CONTENT_DIR + "/", True)
-    return ContentFiles(sources, h.hexdigest(), tuple(problems), tuple(unreadable))
+    return ContentFiles(sources, h.hexdigest(), tuple(problems))
 
 
 def _parse_chunk(args: tuple[list[tuple[str, bytes]], fields.ReaderSettings]) -> list[ParseResult]:
