@@ -9,7 +9,8 @@ from pathlib import Path
 from pipeline.config import file_problems, load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import ContentSet, read_content
-from pipeline.errors import Problem
+from pipeline.errors import KrimppostError, Problem
+from pipeline.render import templates
 
 
 @dataclass(frozen=True)
@@ -40,5 +41,9 @@ def check(root: Path, now: datetime) -> CheckReport:
     counts = {state: len(items) for state, items in content.by_state(now).items()}
     from pipeline.social.compose import override_problems
 
-    problems = (*file_problems(config), *override_problems(config, content.items))
+    problems = [*file_problems(config), *override_problems(config, content.items)]
+    try:  # the build reads every template first: what stops it there is a problem here too
+        templates.fingerprint(templates.template_dirs(config.templates_dir))
+    except KrimppostError as exc:
+        problems.extend(exc.problems)
     return CheckReport(content, counts, tuple(problems))
