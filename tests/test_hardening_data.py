@@ -31,6 +31,14 @@ HOSTILE = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def permissive_umask():  # type: ignore[no-untyped-def]
+    """The modes must be right whatever umask the process has: test under a loose one."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
