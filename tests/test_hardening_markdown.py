@@ -69,3 +69,17 @@ def test_map_with_deadline_kills_only_the_slow_task() -> None:
     answers = map_with_deadline(_task, [0.0, 30.0, 0.1, -1.0, 0.2], workers=2, timeout=1.0)
     assert answers == [0.0, TIMED_OUT, 0.1, CRASHED, 0.2]
     assert time.monotonic() - started < 10
+
+
+def test_lists_nested_past_the_recursion_limit_are_a_dutch_problem(project: Project) -> None:
+    """Nested lists use no syntax character the guard counts (digits, dots, blanks)."""
+    project.write("good.md", VALID)
+    project.write("bad.md", VALID + "\n" + "".join("    " * i + "1. x\n" for i in range(300)))
+    check = _krimppost(project.root, "check")
+    build = _krimppost(project.root, "build")
+    expected = "content/bad.md: de tekst is te diep genest"
+    assert check.returncode == build.returncode == 1, check.stdout + check.stderr
+    assert [line for line in check.stdout.splitlines() if line.startswith(expected)], check.stdout
+    assert expected in build.stdout + build.stderr
+    assert "interne fout" not in build.stdout + build.stderr + check.stdout
+    assert (project.root / "outbox" / "site" / "berichten" / "good" / "index.html").exists()

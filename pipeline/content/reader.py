@@ -88,6 +88,11 @@ def parse_item(relative: str, data: bytes, settings: fields.ReaderSettings) -> P
     """Parse, validate and render one file. Never raises for any input."""
     try:
         return _parse(relative, data, settings)
+    except RecursionError:  # Python-Markdown recurses once per level of nested lists or quotes
+        message = (
+            "de tekst is te diep genest (lijsten of citaten in elkaar): maak de opmaak platter"
+        )
+        return ParseResult(None, (Problem(relative, None, message),))
     except Exception as exc:
         return ParseResult(None, (Problem(relative, None, f"interne fout bij lezen: {exc!r}"),))
 
