@@ -294,6 +294,12 @@ def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> N
             "energietransitie/concept.md", VALID.replace("track: wrb", "draft: true\ntrack: wrb")
         )
         project.write("wrb/los.md", VALID.replace("Een geldig item", "Los bestand"))
+        project.write(  # refers into the folder that will be unreadable
+            "wrb/verwijst.md",
+            with_attachment("/energietransitie/rapport.pdf").replace(
+                "Een geldig item", "Verwijzing"
+            ),
+        )
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
             for path in [base, *base.rglob("*")]:
@@ -321,16 +327,22 @@ def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> N
                 "erin stond blijft online zoals het was"
             ) in lines, result.stdout
             assert "content/wrb/los.md: kan niet lezen: geen leesrechten" in lines, result.stdout
+            assert (
+                "content/wrb/verwijst.md:8: 'attachments.0.path': bestand "
+                "'/energietransitie/rapport.pdf' kan niet gelezen worden: geen leesrechten"
+            ) in lines, result.stdout
             assert "interne fout" not in result.stdout + result.stderr
-        assert "0 ingetrokken" in result.stdout and "3 vorige versie behouden" in result.stdout
-        for item_id in ("energietransitie-een", "energietransitie-twee", "wrb-los", "goed"):
+        assert "0 ingetrokken" in result.stdout and "4 vorige versie behouden" in result.stdout
+        for item_id in (
+            "energietransitie-een", "energietransitie-twee", "wrb-los", "wrb-verwijst", "goed"
+        ):  # fmt: skip
             assert (site / "berichten" / item_id / "index.html").is_file(), item_id
         assert (site / "bestanden/energietransitie/rapport.pdf").read_bytes() == b"%PDF-rapport"
         feed = (site / "feeds" / "atom.xml").read_text()
         for title in ("Webinar warmtenet", "Leerlijn", "Los bestand"):
             assert title in feed
         again = krimppost("build")  # and it stays so on the next build
-        assert again.returncode == 1 and "3 vorige versie behouden" in again.stdout
+        assert again.returncode == 1 and "4 vorige versie behouden" in again.stdout
     finally:
         for path in (
             base / "project/content/energietransitie",

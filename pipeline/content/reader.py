@@ -185,8 +185,16 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
         rooted = posixpath.normpath(raw.lstrip("/"))
         if not raw.startswith("/") and not rooted.startswith("..") and rooted not in options:
             options.append(rooted)
-        hit = next((p for p in options if (content_dir / p).is_file()), None)
-        why = "niet gevonden in content/" if hit is None else _refusal(content_dir, real, hit)
+        hit, why = None, "niet gevonden in content/"
+        for option in options:
+            try:
+                if (content_dir / option).is_file():
+                    hit = option
+                    break
+            except OSError as exc:  # a folder on the way that may not be entered
+                why = f"kan niet gelezen worden: {confine.reason(exc)}"
+        if hit is not None:
+            why = _refusal(content_dir, real, hit)
         if why is not None:
             problems.append(
                 Problem(item.source, item.line_of(key), f"'{key}': bestand {raw!r} {why}")
