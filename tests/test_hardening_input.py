@@ -74,9 +74,10 @@ def _attachments(n: int) -> str:
 
 # Every shape of a bad item: (name, file text, the problem lines it must give, as regexes).
 BAD = [
-    ("date-year-1", HEAD.replace("2026-11-01", "0001-01-01"), [r":3: 'date' .*1900 en 2999"]),
+    ("date-year-1", HEAD.replace("2026-11-01", "0001-01-01"), [r":3: 'date' .*1970 en 2999"]),
     ("date-9999-offset", HEAD.replace("2026-11-01", "9999-12-31T23:00-05:00"), [r":3: 'date'"]),
     ("date-1899", HEAD.replace("2026-11-01", "1899-12-31"), [r":3: 'date'"]),
+    ("date-1939", HEAD.replace("2026-11-01", "1939-06-01"), [r":3: 'date'"]),
     ("publish-at-far", HEAD + "publish_at: 3000-01-01T00:00\n", [r":7: 'publish_at'"]),
     (
         "event-start-year-1",
@@ -192,8 +193,8 @@ ODD = [
     ("body-controls", HEAD + "---\na\x01b \x0c c &#1; d &#x7f; e \x85 f\n"),
     (
         "dates-at-the-edges",
-        EVENT.replace("2026-11-01", "1900-01-01")
-        + "publish_at: 1900-01-01T00:00+14:00\n"
+        EVENT.replace("2026-11-01", "1970-01-01")
+        + "publish_at: 1970-01-01T00:00+14:00\n"
         + "event:\n  start: 2999-12-31T23:59-12:00\n  location: A\n",
     ),
 ]
@@ -212,6 +213,14 @@ def test_odd_but_valid_input_builds(project: Project, text: str) -> None:
     assert (site / "berichten/raar/index.html").is_file()
     for feed in ("rss.xml", "atom.xml"):
         etree.parse(str(site / "feeds" / feed))
+    # Dates as RFC 822 and RFC 3339 write them: whole-minute offsets only.
+    rss = (site / "feeds/rss.xml").read_text()
+    assert re.findall(r"<pubDate>[^<]*</pubDate>", rss)
+    assert all(re.fullmatch(r"<pubDate>\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}</pubDate>", d)
+               for d in re.findall(r"<pubDate>[^<]*</pubDate>", rss)), rss  # fmt: skip
+    atom = (site / "feeds/atom.xml").read_text()
+    for stamp in re.findall(r"<(?:updated|published)>([^<]*)<", atom):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)", stamp), stamp
     agenda = (site / "agenda.ics").read_bytes()
     assert b"\x01" not in agenda and "\u2028".encode() not in agenda
 

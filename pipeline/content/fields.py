@@ -29,7 +29,9 @@ _DURATION = re.compile(r"^(\d{1,3}):([0-5]\d):([0-5]\d)$")
 _MIME = re.compile(r"^(audio|video)/[a-z0-9][a-z0-9.+-]*$")
 # Years an item's dates may have: wide enough for any archive and any plan, narrow enough
 # that an offset, a default event duration or a month arithmetic never leaves Python's range.
-MIN_YEAR, MAX_YEAR = 1900, 2999
+# From 1970: before 1940 Europe/Amsterdam's offset was +00:19:32, which RFC 822 and RFC 3339
+# dates in the feeds cannot write.
+MIN_YEAR, MAX_YEAR = 1970, 2999
 # Upper bounds on what one item may hold: far above any real item, low enough that the
 # feeds, calendars and social drafts stay fast (feedgen's category() is quadratic).
 MAX_TAGS = 50
