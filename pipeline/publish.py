@@ -98,6 +98,7 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
     aliases = state.aliases()
     published_ids = {i.id for i in content.items if i.state(now) is ItemState.PUBLISHED}
     moved_from = _moves(content, state, records, aliases, broken_sources, published_ids)
+    replaced = {old.id for old in moved_from.values()} & valid_ids
 
     for item in content.items:
         record = records.get(item.id)
@@ -122,13 +123,12 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
             if not same:
                 pub.changed.append(item.id)
             pub.saves.append((record, item_to_json(item)))
-        elif (
-            record is not None
-            and not record.live
-            and _lives_on(record.id, aliases, item.id, published_ids)
+        elif record is not None and (
+            record.id in replaced
+            or (not record.live and _lives_on(record.id, aliases, item.id, published_ids))
         ):
-            # A copy put back where a moved item was while the moved one is still online:
-            # a new entry, or two entries would share one feed id.
+            # A new file (or a copy put back) where a moved item was, while the moved one is
+            # online: a new entry, or two entries would share one feed id.
             record = record._replace(
                 source=item.source,
                 entry_id=f"{entry_id_for(config, item)}:{utc_stamp(now)}",
@@ -265,12 +265,25 @@ def _moves(
     if not fresh:
         return {}
     present = {i.source for i in content.items} | broken_sources
-    valid = {i.id for i in content.items}
+    by_id = {i.id: i for i in content.items}
     gone: dict[str, Item] = {}
+    # A new file in the old place of a moved one: the record is taken by the moved item
+    # (matched on text or body only, never on title alone) and the new file is a new entry.
+    replaced: set[str] = set()
     for record in records.values():
+        if record.live and (current := by_id.get(record.id)) is not None:
+            if record.source != current.source or record.content_hash == current.content_hash:
+                continue
+            stored = state.last_good(record.id)
+            if stored is not None:
+                old_item = item_from_json(stored)
+                if not set(_match_keys(old_item)) & set(_match_keys(current)):
+                    gone[record.id] = old_item
+                    replaced.add(record.id)
+            continue
         if (
             record.source in present
-            or record.id in valid  # moved with an explicit `id:`
+            or record.id in by_id  # moved with an explicit `id:`
             or (not record.live and record.id in aliases)  # moved on already
             or _under_problem(record.source, broken_sources)
         ):
@@ -287,7 +300,7 @@ def _moves(
                 new_by_key.setdefault(_match_keys(item)[level], []).append(item.id)
         old_by_key: dict[object, list[str]] = {}
         for old_id, old_item in gone.items():
-            if old_id not in taken:
+            if old_id not in taken and (level < 2 or old_id not in replaced):
                 old_by_key.setdefault(_match_keys(old_item)[level], []).append(old_id)
         for key, new_ids in new_by_key.items():
             old_ids = old_by_key.get(key, [])

@@ -137,17 +137,29 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     """,
     # 5: item identity across moves (pipeline/publish.py): the id an item had before its file
-    # moved points to the id it has now (its old URL redirects), and each issued item records
-    # the feed entry id it had, so a moved item is never mailed twice
+    # moved points to the id it has now (its old URL redirects), and an issued item is known
+    # by its feed entry id (the key now), so a moved item is never mailed twice and a new file
+    # under a moved item's old id is a new item
     """
     CREATE TABLE item_aliases (
         old_id TEXT PRIMARY KEY,
         new_id TEXT NOT NULL,
         moved_at TEXT NOT NULL
     ) WITHOUT ROWID;
-    ALTER TABLE issue_items ADD COLUMN entry_id TEXT;
-    UPDATE issue_items SET entry_id = (SELECT entry_id FROM items WHERE id = item_id);
-    CREATE INDEX issue_items_entry ON issue_items (entry_id);
+    CREATE TABLE issue_items_by_entry (
+        entry_id TEXT PRIMARY KEY,
+        item_id TEXT NOT NULL,
+        issue INTEGER NOT NULL REFERENCES issues (number),
+        position INTEGER NOT NULL,
+        snapshot TEXT NOT NULL
+    );
+    INSERT INTO issue_items_by_entry (entry_id, item_id, issue, position, snapshot)
+        SELECT COALESCE((SELECT entry_id FROM items WHERE id = item_id), 'id:' || item_id),
+               item_id, issue, position, snapshot
+        FROM issue_items;
+    DROP TABLE issue_items;
+    ALTER TABLE issue_items_by_entry RENAME TO issue_items;
+    CREATE INDEX issue_items_issue ON issue_items (issue, position);
     """,
 )
 
@@ -357,6 +369,11 @@ class IssueRecord:
     items: tuple[tuple[str, str], ...]  # (item id, item snapshot JSON) in order
 
 
+def _entry(entry_ids: dict[str, str], item_id: str) -> str:
+    """The key of an issued item: its feed entry id (as migration 5 fills in a missing one)."""
+    return entry_ids.get(item_id) or f"id:{item_id}"
+
+
 def _issue_from_row(row: tuple, items: tuple[tuple[str, str], ...]) -> IssueRecord:
     return IssueRecord(row[0], row[1], from_utc_text(row[2]), row[3], row[4], row[5], row[6], items)
 
@@ -368,13 +385,15 @@ class IssueStore:
         self.state = state
         self.db = state.db
 
-    def issued_ids(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT item_id FROM issue_items")}
+    def issued_content_hashes(self) -> set[str]:
+        """The texts of issued items: a copy of one, under any name, is not mailed again."""
+        rows = self.db.execute("SELECT json_extract(snapshot, '$.content_hash') FROM issue_items")
+        return {row[0] for row in rows if row[0]}
 
     def issued_entry_ids(self) -> set[str]:
-        """Feed entry ids of issued items: an item's identity whatever its file is called now."""
-        rows = self.db.execute("SELECT entry_id FROM issue_items WHERE entry_id IS NOT NULL")
-        return {row[0] for row in rows}
+        """Feed entry ids of issued items: an item's identity whatever its file is called now
+        (a new file under the id of one that moved is a new item)."""
+        return {row[0] for row in self.db.execute("SELECT entry_id FROM issue_items")}
 
     def intro_used(self, intro_hash: str) -> bool:
         return (
@@ -400,13 +419,8 @@ class IssueStore:
         """
         entry_ids = entry_ids or {}
         with self.state.transaction():
-            taken = self.issued_ids()
-            taken_entries = self.issued_entry_ids()
-            fresh = [
-                (i, snap)
-                for i, snap in candidates
-                if i not in taken and entry_ids.get(i) not in taken_entries
-            ]
+            taken = self.issued_entry_ids()
+            fresh = [(i, snap) for i, snap in candidates if _entry(entry_ids, i) not in taken]
             if not fresh:
                 return None
             number = (self.db.execute("SELECT MAX(number) FROM issues").fetchone()[0] or 0) + 1
@@ -430,7 +444,7 @@ class IssueStore:
                 "INSERT INTO issue_items (item_id, issue, position, snapshot, entry_id)"
                 " VALUES (?, ?, ?, ?, ?)",
                 [
-                    (item_id, number, pos, snap, entry_ids.get(item_id))
+                    (item_id, number, pos, snap, _entry(entry_ids, item_id))
                     for pos, (item_id, snap) in enumerate(fresh)
                 ],
             )

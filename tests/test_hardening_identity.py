@@ -115,6 +115,35 @@ def test_moved_item_keeps_its_identity(project: Project, edit) -> None:  # type:
     assert compile_at(project, LATEST).number is None
 
 
+def test_a_new_file_in_the_old_place_of_a_moved_one_is_a_new_item(project: Project) -> None:
+    """Moved, and another file written at once under the old name: the moved item keeps its
+    entry and is not mailed again; the new file is new (its own id in the feeds, mailed)."""
+    project.write("wrb/x.md", VALID)
+    project.write("wrb/ander.md", OTHER)
+    build_at(project, NOW)
+    before = feed_ids(project, "Een geldig item")
+    assert compile_at(project, NOW).number == 1
+
+    move(project, "wrb/x.md", "archief/x.md")
+    fresh = VALID.replace("Een geldig item", "Nieuw op de oude plek").replace(
+        "Tekst van het item.", "Heel andere tekst."
+    ).replace("2026-11-01", "2026-11-27")
+    project.write("wrb/x.md", fresh)
+    report = build_at(project, LATER)
+    assert report.publication.moved == [("wrb-x", "archief-x")]
+    assert report.publication.new == ["wrb-x"]
+    assert feed_ids(project, "Een geldig item") == before
+    new_ids = feed_ids(project, "Nieuw op de oude plek")
+    assert set(new_ids) == {"atom", "rss", "json"}
+    assert set(new_ids.values()).isdisjoint(before.values())
+    # The old URL is the new item's page now, not a redirect.
+    assert "Nieuw op de oude plek" in site(project, "berichten/wrb-x/index.html").read_text()
+    assert compile_at(project, LATER).number == 2
+    assert manifest_items(project, 2) == ["wrb-x"]
+    text = (project.root / "outbox/newsletters/0002/message.txt").read_text()
+    assert "Nieuw op de oude plek" in text and "Een geldig item" not in text
+
+
 def test_moved_and_edited_item_is_updated_not_new(project: Project) -> None:
     project.write("wrb/x.md", VALID)
     build_at(project, NOW)
@@ -234,7 +263,7 @@ def test_copy_back_where_a_moved_item_was_is_a_new_entry(project: Project) -> No
     atom = site(project, "feeds/atom.xml").read_text()
     assert len(set(re.findall(r"<id>(tag:[^<]*)</id>", atom))) == 2
     assert "Dit bericht is verhuisd" not in site(project, "berichten/wrb-x/index.html").read_text()
-    # Neither is mailed again: one is the issued entry, the other has the issued id.
+    # Neither is mailed again: one is the issued entry, the other a copy of its text.
     assert compile_at(project, LATEST).number is None
 
 

@@ -257,12 +257,14 @@ def build(
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
             with state.transaction():
+                # Moves first: a new file in the old place of a moved one is saved under the
+                # id the move withdraws.
+                for old_id, new_id in publication.moved:
+                    state.move_item(old_id, new_id, now)
                 for record, last_good in publication.saves:
                     state.save_item(record, last_good)
                 for item_id in publication.withdrawn:
                     state.withdraw(item_id, now)
-                for old_id, new_id in publication.moved:
-                    state.move_item(old_id, new_id, now)
                 state.update_outputs(changed, stale)
                 state.record_build(
                     started, now, len(report.written), len(report.removed), len(report.problems)

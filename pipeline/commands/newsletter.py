@@ -221,17 +221,16 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                 records = state.items()
                 published, skipped = _on_site(state, records, content.published(now))
                 report.warnings.extend(skipped)
-                issued = issues.issued_ids()
                 # An item's feed entry id survives a move of its file (publish.py): an item
                 # issued under its old id is not taken again under the new one.
                 entry_ids = {i: r.entry_id for i, r in records.items()}
-                issued_entries = issues.issued_entry_ids()
+                issued, texts = issues.issued_entry_ids(), issues.issued_content_hashes()
                 candidates = [
                     i
                     for i in published
                     if i.newsletter
-                    and i.id not in issued
-                    and entry_ids.get(i.id) not in issued_entries
+                    and entry_ids.get(i.id) not in issued
+                    and i.content_hash not in texts
                 ]
                 if candidates:
                     agenda = sorted(
