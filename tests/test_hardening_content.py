@@ -353,6 +353,40 @@ def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> N
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_an_unreadable_template_folder_is_one_problem_line_in_check_and_build() -> None:
+    import pwd
+    import tempfile
+
+    prefix = as_editor()
+    base = Path(tempfile.mkdtemp(prefix="krimppost-sjablonen-"))
+    folder = base / "project" / "templates" / "site"
+    try:
+        project = Project(base / "project")
+        project.write("goed.md", VALID)
+        folder.mkdir(parents=True)
+        shutil.copy(REPO / "templates" / "site" / "item.html", folder / "item.html")
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for path in [base, *base.rglob("*")]:
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        folder.chmod(0)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(base / "cache")}
+        for command in ("check", "build"):
+            result = subprocess.run(
+                [*prefix, sys.executable, "-m", "pipeline", command, "--root", str(project.root),
+                 "--now", "2026-11-27T12:00"],
+                capture_output=True, text=True, env=env, timeout=LIMIT,
+            )  # fmt: skip
+            output = result.stdout + result.stderr
+            assert result.returncode == 1, output
+            assert "templates/site: map kan niet gelezen worden: geen leesrechten" in output
+            assert "interne fout" not in output, output
+    finally:
+        if folder.exists():
+            folder.chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 # Low: odd file names cannot forge problem lines ---------------------------------------
 
 

@@ -44,7 +44,21 @@ def fingerprint(dirs: list[Path]) -> str:
     problems: list[Problem] = []
     for directory in dirs:
         real = directory.resolve()
-        for path in sorted(directory.rglob("*")):
+
+        def unreadable(exc: OSError, directory: Path = directory) -> None:
+            rel = Path(exc.filename).relative_to(directory).as_posix()
+            problems.append(
+                Problem(
+                    directory.name if rel == "." else f"{directory.name}/{rel}",
+                    None,
+                    f"map kan niet gelezen worden: {confine.reason(exc)}",
+                )
+            )
+
+        paths = []  # os.walk, not rglob: rglob passes over a folder it may not read
+        for top, folders, files in os.walk(directory, onerror=unreadable):
+            paths.extend(Path(top, name) for name in folders + files)
+        for path in sorted(paths):
             rel = path.relative_to(directory).as_posix()
             shown = f"{directory.name}/{rel}"
             if path.is_symlink() and (problem := confine.link_problem(path, real, "templates/")):
