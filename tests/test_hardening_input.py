@@ -78,6 +78,11 @@ BAD = [
     ("date-9999-offset", HEAD.replace("2026-11-01", "9999-12-31T23:00-05:00"), [r":3: 'date'"]),
     ("date-1899", HEAD.replace("2026-11-01", "1899-12-31"), [r":3: 'date'"]),
     ("date-1939", HEAD.replace("2026-11-01", "1939-06-01"), [r":3: 'date'"]),
+    (
+        "title-bidi-override",
+        HEAD.replace("title: T", 'title: "Titel \\u202egnp.exe"'),
+        [r":2: 'title' .*U\+202E"],
+    ),
     ("publish-at-far", HEAD + "publish_at: 3000-01-01T00:00\n", [r":7: 'publish_at'"]),
     (
         "event-start-year-1",

@@ -53,8 +53,10 @@ MAX_CHARS: dict[str, int] = {
 # non-characters U+FFFE/U+FFFF are invisible and break XML and iCalendar: rejected.
 _BREAKS = re.compile(r"\s*[\t\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]\s*")
 _MULTILINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+# The bidi embeddings and overrides U+202A-U+202E too: they make a title read otherwise than it
+# is stored ("Trojan Source"); the isolates and marks that right-to-left text needs stay.
 CONTROL_CHARACTERS = _CONTROL = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\ud800-\udfff\ufffe\uffff]"
 )
 _MONTHS = [
     "januari",
