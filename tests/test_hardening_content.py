@@ -273,11 +273,29 @@ def as_editor() -> list[str]:
     return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
-def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> None:
+def give_to_nobody(base: Path) -> None:
+    """As root, the project is `nobody`'s, who runs the commands (see `as_editor`)."""
     import pwd
+
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        for path in [base, *base.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+
+def as_editor_run(project: Project, base: Path, command: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(base / "cache")}
+    return subprocess.run(
+        [*as_editor(), sys.executable, "-m", "pipeline", command, "--root", str(project.root),
+         "--now", "2026-11-27T12:00"],
+        capture_output=True, text=True, env=env, timeout=LIMIT,
+    )  # fmt: skip
+
+
+def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> None:
     import tempfile
 
-    prefix = as_editor()
+    as_editor()  # skips here when the commands cannot run as another user
     # Not under pytest's tmp_path: `nobody` may not enter root's 0700 folder.
     base = Path(tempfile.mkdtemp(prefix="krimppost-rechten-"))
     try:
@@ -300,18 +318,10 @@ def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> N
                 "Een geldig item", "Verwijzing"
             ),
         )
-        if os.geteuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            for path in [base, *base.rglob("*")]:
-                os.chown(path, nobody.pw_uid, nobody.pw_gid)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(base / "cache")}
+        give_to_nobody(base)
 
         def krimppost(command: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [*prefix, sys.executable, "-m", "pipeline", command, "--root", str(project.root),
-                 "--now", "2026-11-27T12:00"],
-                capture_output=True, text=True, env=env, timeout=LIMIT,
-            )  # fmt: skip
+            return as_editor_run(project, base, command)
 
         first = krimppost("build")
         assert first.returncode == 0, first.stdout + first.stderr
@@ -354,10 +364,9 @@ def test_unreadable_folder_and_file_keep_their_items_online(tmp_path: Path) -> N
 
 
 def test_an_unreadable_template_folder_is_one_problem_line_in_check_and_build() -> None:
-    import pwd
     import tempfile
 
-    prefix = as_editor()
+    as_editor()  # skips here when the commands cannot run as another user
     base = Path(tempfile.mkdtemp(prefix="krimppost-sjablonen-"))
     folder = base / "project" / "templates" / "site"
     try:
@@ -365,18 +374,10 @@ def test_an_unreadable_template_folder_is_one_problem_line_in_check_and_build() 
         project.write("goed.md", VALID)
         folder.mkdir(parents=True)
         shutil.copy(REPO / "templates" / "site" / "item.html", folder / "item.html")
-        if os.geteuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            for path in [base, *base.rglob("*")]:
-                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        give_to_nobody(base)
         folder.chmod(0)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(base / "cache")}
         for command in ("check", "build"):
-            result = subprocess.run(
-                [*prefix, sys.executable, "-m", "pipeline", command, "--root", str(project.root),
-                 "--now", "2026-11-27T12:00"],
-                capture_output=True, text=True, env=env, timeout=LIMIT,
-            )  # fmt: skip
+            result = as_editor_run(project, base, command)
             output = result.stdout + result.stderr
             assert result.returncode == 1, output
             assert "templates/site: map kan niet gelezen worden: geen leesrechten" in output
@@ -422,29 +423,21 @@ def test_problem_lines_quote_only_odd_names() -> None:
 
 def test_a_file_given_to_another_owner_is_read_again_not_answered_from_the_cache() -> None:
     """chown (or an ACL) leaves size, mtime and mode alone: the parse cache must not hide it."""
-    import pwd
     import tempfile
 
     if os.geteuid() != 0:
         pytest.skip("only root can give a file to another owner")
-    prefix = as_editor()
+    as_editor()  # skips here when the commands cannot run as another user
     base = Path(tempfile.mkdtemp(prefix="krimppost-eigenaar-"))
     try:
         project = Project(base / "project")
         project.write("goed.md", VALID)
         own = project.write("wrb/eigen.md", VALID.replace("Een geldig item", "Eigen item"))
         own.chmod(0o600)
-        nobody = pwd.getpwnam("nobody")
-        for path in [base, *base.rglob("*")]:
-            os.chown(path, nobody.pw_uid, nobody.pw_gid)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(base / "cache")}
+        give_to_nobody(base)
 
         def krimppost(command: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [*prefix, sys.executable, "-m", "pipeline", command, "--root", str(project.root),
-                 "--now", "2026-11-27T12:00"],
-                capture_output=True, text=True, env=env, timeout=LIMIT,
-            )  # fmt: skip
+            return as_editor_run(project, base, command)
 
         assert krimppost("build").returncode == 0
         os.chown(own, 0, 0)  # root's now, still 0600: `nobody` cannot read it
