@@ -110,15 +110,8 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
         if old is not None:
             # The file moved: the same entry under its new id, an update only if edited too.
             same = old.live and old.content_hash == item.content_hash
-            record = ItemRecord(
-                id=item.id,
-                source=item.source,
-                entry_id=old.entry_id,
-                first_published=old.first_published,
-                content_hash=item.content_hash,
-                updated=old.updated if same else max(now, old.updated, item.published_at),
-                live=True,
-            )
+            updated = old.updated if same else max(now, old.updated, item.published_at)
+            record = _record(item, old.entry_id, old.first_published, updated)
             pub.moved.append((old.id, item.id))
             if not same:
                 pub.changed.append(item.id)
@@ -129,39 +122,18 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
         ):
             # A new file (or a copy put back) where a moved item was, while the moved one is
             # online: a new entry, or two entries would share one feed id.
-            record = record._replace(
-                source=item.source,
-                entry_id=f"{entry_id_for(config, item)}:{utc_stamp(now)}",
-                first_published=item.published_at,
-                content_hash=item.content_hash,
-                updated=item.published_at,
-                live=True,
-            )
+            entry_id = f"{entry_id_for(config, item)}:{utc_stamp(now)}"
+            record = _record(item, entry_id, item.published_at, item.published_at)
             pub.new.append(item.id)
             pub.saves.append((record, item_to_json(item)))
         elif record is None:
-            record = ItemRecord(
-                id=item.id,
-                source=item.source,
-                entry_id=entry_id_for(config, item),
-                first_published=item.published_at,
-                content_hash=item.content_hash,
-                updated=item.published_at,
-                live=True,
-            )
+            record = _record(item, entry_id_for(config, item), item.published_at, item.published_at)
             pub.new.append(item.id)
             pub.saves.append((record, item_to_json(item)))
         elif record.content_hash != item.content_hash or not record.live:
             # An edit (or a return after withdrawal) is an update of the same entry.
-            record = ItemRecord(
-                id=item.id,
-                source=item.source,
-                entry_id=record.entry_id,
-                first_published=record.first_published,
-                content_hash=item.content_hash,
-                updated=max(now, record.updated, item.published_at),
-                live=True,
-            )
+            updated = max(now, record.updated, item.published_at)
+            record = _record(item, record.entry_id, record.first_published, updated)
             pub.changed.append(item.id)
             pub.saves.append((record, item_to_json(item)))
         elif record.source != item.source:
@@ -190,6 +162,19 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
     pub.entries = tuple(entries)
     pub.redirects = _redirects({**aliases, **dict(pub.moved)}, {e.id: e for e in entries}, base_url)
     return pub
+
+
+def _record(item: Item, entry_id: str, first_published: datetime, updated: datetime) -> ItemRecord:
+    """The live record of `item` as this build publishes it."""
+    return ItemRecord(
+        id=item.id,
+        source=item.source,
+        entry_id=entry_id,
+        first_published=first_published,
+        content_hash=item.content_hash,
+        updated=updated,
+        live=True,
+    )
 
 
 def utc_stamp(moment: datetime) -> str:
