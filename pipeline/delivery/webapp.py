@@ -370,19 +370,9 @@ class App:
             unsubscribe_url=self.unsubscribe_path + found.token,
         )
 
-    async def confirm_form(self, request: Request) -> Response:
-        # GET and HEAD: mail scanners fetch links, so only the button's POST confirms
-        token = request.path_params["token"]
-        now = self.clock()
-        found = await run_in_threadpool(self._store_call, lambda store: store.awaiting(token, now))
-        if found is None:
-            return self.not_found()
-        subscriber, tracks = found
-        if tracks is None:  # this link confirmed already: say so again
-            return self.confirmed_page(subscriber)
-        return self.confirm_page(request, subscriber, tracks)
-
-    async def confirm(self, request: Request) -> Response:
+    async def _awaiting(self, request: Request) -> Response | tuple[Subscriber, str]:
+        """The subscriber and the tracks a confirmation link asks for, or the page to answer
+        with instead: 404 for an unknown link, "bevestigd" for one that confirmed already."""
         token = request.path_params["token"]
         now = self.clock()
         found = await run_in_threadpool(self._store_call, lambda store: store.awaiting(token, now))
@@ -391,6 +381,20 @@ class App:
         subscriber, tracks = found
         if tracks is None:
             return self.confirmed_page(subscriber)
+        return subscriber, tracks
+
+    async def confirm_form(self, request: Request) -> Response:
+        # GET and HEAD: mail scanners fetch links, so only the button's POST confirms
+        found = await self._awaiting(request)
+        if isinstance(found, Response):
+            return found
+        return self.confirm_page(request, *found)
+
+    async def confirm(self, request: Request) -> Response:
+        found = await self._awaiting(request)
+        if isinstance(found, Response):
+            return found
+        subscriber, tracks = found
         form = await request.form(max_files=0, max_fields=10)
         csrf = str(form.get("csrf") or "")
         if _cross_site(request) or not self.csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
@@ -401,6 +405,7 @@ class App:
                 403,
                 notice="De pagina was verlopen. Klik nog een keer op de knop om te bevestigen.",
             )
+        token, now = request.path_params["token"], self.clock()
         confirmed = await run_in_threadpool(
             self._store_call, lambda store: store.confirm(token, now)
         )
