@@ -194,6 +194,20 @@ def test_link_loops_and_folder_links_are_one_line_each(project: Project) -> None
     assert sorted(p.name for p in site.iterdir()) == ["a-item", "goed", "kopie", "kopie-bron"]
 
 
+def test_a_pipe_or_folder_as_attachment_is_named_for_what_it_is(project: Project) -> None:
+    os.mkfifo(project.root / "content" / "pijp.pdf")
+    (project.root / "content" / "map.pdf").mkdir()
+    project.write("a.md", with_attachment("pijp.pdf"))
+    project.write("b.md", with_attachment("map.pdf"))
+    result = run(project, "check")
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name, path in (("a", "pijp.pdf"), ("b", "map.pdf")):
+        assert (
+            f"content/{name}.md:8: 'attachments.0.path': bestand '{path}' is geen gewoon "
+            "bestand (een map, pijp of apparaat)"
+        ) in result.stdout.splitlines(), result.stdout
+
+
 def test_template_and_static_links_out_of_templates_are_refused(
     project: Project, tmp_path: Path
 ) -> None:

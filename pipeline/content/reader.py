@@ -188,9 +188,12 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
         hit, why = None, "niet gevonden in content/"
         for option in options:
             try:
-                if (content_dir / option).is_file():
+                path = content_dir / option
+                if path.is_file():
                     hit = option
                     break
+                if path.exists():  # a folder, a pipe, a device: never published
+                    why = "is geen gewoon bestand (een map, pijp of apparaat)"
             except OSError as exc:  # a folder on the way that may not be entered
                 why = f"kan niet gelezen worden: {confine.reason(exc)}"
         if hit is not None:
