@@ -14,7 +14,8 @@ from lxml import etree
 
 from conftest import REPO, Project, build_at
 
-SCHEMA_RNC = REPO.parent / "shared" / "schemas" / "atom.rnc"
+# RFC 4287 appendix B, kept in the repository so a fresh clone needs nothing beside it.
+SCHEMA_RNC = REPO / "tests" / "schemas" / "atom.rnc"
 ATOM = {"a": "http://www.w3.org/2005/Atom"}
 ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 
