@@ -420,37 +420,46 @@ def _parse_one(task: tuple[str, bytes, fields.ReaderSettings]) -> ParseResult:
 def _parse_all(
     todo: list[tuple[str, bytes]], settings: fields.ReaderSettings, config: Config
 ) -> dict[str, ParseResult]:
-    suspect = [(rel, data) for rel, data in todo if _may_be_slow(data)]
+    quick: list[tuple[str, bytes]] = []
+    suspect: list[tuple[str, bytes]] = []
+    for task in todo:
+        (suspect if _may_be_slow(task[1]) else quick).append(task)
+    out = _parse_quick(quick, settings, config)
     if suspect:
-        quick = [(rel, data) for rel, data in todo if not _may_be_slow(data)]
-        out = _parse_all(quick, settings, config) if quick else {}
-        timeout = config.build.item_timeout
-        answers = map_with_deadline(
-            _parse_one,
-            [(rel, data, settings) for rel, data in suspect],
-            min(len(suspect), cpu_count(config.build.workers)),
-            timeout,
-        )
-        for (rel, _), answer in zip(suspect, answers, strict=True):
-            if answer is TIMED_OUT or answer is CRASHED:
-                why = (
-                    f"duurde langer dan {timeout:g} s"
-                    if answer is TIMED_OUT
-                    else "brak af (te veel geheugen?)"
-                )
-                answer = ParseResult(
-                    None,
-                    (
-                        Problem(
-                            rel,
-                            1,
-                            f"het omzetten van de tekst {why} en is gestopt: vereenvoudig de "
-                            "opmaak (bijvoorbeeld lange reeksen van [, *, _, <, > of `)",
-                        ),
-                    ),
-                )
-            out[rel] = answer
-        return out
+        out.update(_parse_with_deadline(suspect, settings, config))
+    return out
+
+
+def _parse_with_deadline(
+    todo: list[tuple[str, bytes]], settings: fields.ReaderSettings, config: Config
+) -> dict[str, ParseResult]:
+    timeout = config.build.item_timeout
+    answers = map_with_deadline(
+        _parse_one,
+        [(rel, data, settings) for rel, data in todo],
+        min(len(todo), cpu_count(config.build.workers)),
+        timeout,
+    )
+    out: dict[str, ParseResult] = {}
+    for (rel, _), answer in zip(todo, answers, strict=True):
+        if answer is TIMED_OUT or answer is CRASHED:
+            why = (
+                f"duurde langer dan {timeout:g} s"
+                if answer is TIMED_OUT
+                else "brak af (te veel geheugen?)"
+            )
+            message = (
+                f"het omzetten van de tekst {why} en is gestopt: vereenvoudig de opmaak "
+                "(bijvoorbeeld lange reeksen van [, *, _, <, > of `)"
+            )
+            answer = ParseResult(None, (Problem(rel, 1, message),))
+        out[rel] = answer
+    return out
+
+
+def _parse_quick(
+    todo: list[tuple[str, bytes]], settings: fields.ReaderSettings, config: Config
+) -> dict[str, ParseResult]:
     workers = cpu_count(config.build.workers)
     if workers <= 1 or len(todo) < _POOL_THRESHOLD:
         return {rel: parse_item(rel, data, settings) for rel, data in todo}
