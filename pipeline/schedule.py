@@ -532,24 +532,20 @@ def drop_unreadable_jobs(path: Path) -> list[str]:
     missed while the service was down.
     """
     import pickle
-    import sqlite3
 
     from apscheduler.job import Job
 
+    from pipeline.state import StateStore
+
     if not path.exists():
         return []
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        try:
-            rows = db.execute(f"SELECT id, job_state FROM {JOBS_TABLE}").fetchall()
-        except sqlite3.OperationalError:  # no job table yet
-            return []
-        dropped = []
-        for job_id, blob in rows:
+    dropped = []
+    with StateStore(path) as state:
+        for job_id, blob in state.persisted_jobs(JOBS_TABLE):
             try:
                 Job.__new__(Job).__setstate__(pickle.loads(blob))
             except Exception as exc:
-                db.execute(f"DELETE FROM {JOBS_TABLE} WHERE id = ?", (job_id,))
+                state.drop_job(JOBS_TABLE, job_id)
                 dropped.append(job_id)
                 log.warning(
                     _line(
@@ -559,9 +555,7 @@ def drop_unreadable_jobs(path: Path) -> list[str]:
                         actie="verwijderd; wordt opnieuw aangemaakt",
                     )
                 )
-        return dropped
-    finally:
-        db.close()
+    return dropped
 
 
 def next_runs(config: Config) -> list[tuple[str, datetime | None]]:

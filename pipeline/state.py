@@ -312,6 +312,18 @@ class StateStore:
             (old_id, new_id, utc_text(moment)),
         )
 
+    # the scheduler's persisted jobs (APScheduler's own table) -----------------------------
+
+    def persisted_jobs(self, table: str) -> list[tuple[str, bytes]]:
+        """(id, pickled state) of every job in APScheduler's table; none before it exists."""
+        try:
+            return self.db.execute(f"SELECT id, job_state FROM {table}").fetchall()
+        except sqlite3.OperationalError:  # no job table yet
+            return []
+
+    def drop_job(self, table: str, job_id: str) -> None:
+        self.db.execute(f"DELETE FROM {table} WHERE id = ?", (job_id,))
+
     # outputs ---------------------------------------------------------------------------
 
     def outputs(self) -> dict[str, tuple[str, str]]:
