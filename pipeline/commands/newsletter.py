@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.config import Config, ConfigError, load_config, newsletter_problems
 from pipeline.content.model import Item, item_from_json, item_to_json
-from pipeline.content.reader import read_content
+from pipeline.content.reader import ContentSet, read_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.outbox import Outbox, digest
 from pipeline.render import message, templates
@@ -196,6 +196,25 @@ def _on_site(
     return out, warnings
 
 
+def _candidates(
+    state: StateStore, issues: IssueStore, content: ContentSet, now: datetime, report: CompileReport
+) -> tuple[list[Item], dict[str, str], list[Item]]:
+    """(published items as online, item id -> feed entry id, items for the next issue)."""
+    records = state.items()
+    published, skipped = _on_site(state, records, content.published(now))
+    report.warnings.extend(skipped)
+    # An item's feed entry id survives a move of its file (publish.py): an item issued
+    # under its old id is not taken again under the new one, nor a copy of an issued text.
+    entry_ids = {i: r.entry_id for i, r in records.items()}
+    issued, texts = issues.issued_entry_ids(), issues.issued_content_hashes()
+    candidates = [
+        i
+        for i in published
+        if i.newsletter and entry_ids.get(i.id) not in issued and i.content_hash not in texts
+    ]
+    return published, entry_ids, candidates
+
+
 def compile_issue(root: Path, now: datetime) -> CompileReport:
     started = time.perf_counter()
     config = load_config(root)
@@ -205,59 +224,46 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
     state_path = config.path(config.state.path)
     with BuildLock(state_path, 60):
         content = read_content(config)
-        with StateStore(state_path) as state:
+        # Temp files of a killed run go first, those of a failing compile with it.
+        with (
+            StateStore(state_path) as state,
+            Outbox(config.outbox_dir).session(state_path) as outbox,
+        ):
             issues = IssueStore(state)
-            # Temp files of a killed run go first, those of a failing compile with it.
-            with Outbox(config.outbox_dir).session(state_path) as outbox:
-                report = CompileReport(number=None, problems=content.problems)
-                for number in issues.numbers():  # repair issues a crash left without files
-                    if not outbox.exists(issue_dir(number) + "manifest.json"):
-                        record = issues.get(number)
-                        assert record is not None
-                        write_issue(config, outbox, record)
-                        report.repaired.append(number)
-                outbox.commit()
+            report = CompileReport(number=None, problems=content.problems)
+            for number in issues.numbers():  # repair issues a crash left without files
+                if not outbox.exists(issue_dir(number) + "manifest.json"):
+                    record = issues.get(number)
+                    assert record is not None
+                    write_issue(config, outbox, record)
+                    report.repaired.append(number)
+            outbox.commit()
 
-                records = state.items()
-                published, skipped = _on_site(state, records, content.published(now))
-                report.warnings.extend(skipped)
-                # An item's feed entry id survives a move of its file (publish.py): an item
-                # issued under its old id is not taken again under the new one.
-                entry_ids = {i: r.entry_id for i, r in records.items()}
-                issued, texts = issues.issued_entry_ids(), issues.issued_content_hashes()
-                candidates = [
-                    i
-                    for i in published
-                    if i.newsletter
-                    and entry_ids.get(i.id) not in issued
-                    and i.content_hash not in texts
-                ]
-                if candidates:
-                    agenda = sorted(
-                        (i for i in published if i.event is not None and i.event.start > now),
-                        key=lambda i: (i.event.start, i.id),  # type: ignore[union-attr]
-                    )
-                    number = issues.create(
-                        [(i.id, item_to_json(i)) for i in candidates],
-                        lambda n: subject_for(config, n, now),
-                        now,
-                        _intro(config),
-                        json.dumps([item_to_json(i) for i in agenda]),
-                        lambda ids: json.dumps(
-                            sorted({i.track for i in candidates if i.id in ids})
-                        ),
-                        {i.id: entry_ids[i.id] for i in candidates if i.id in entry_ids},
-                    )
-                    if number is not None:
-                        record = issues.get(number)
-                        assert record is not None
-                        rendered = write_issue(config, outbox, record)
-                        refresh_archive(config, state, outbox, now)  # commits the issue with it
-                        report.number = number
-                        report.subject = record.subject
-                        report.items = len(record.items)
-                        report.agenda = len(agenda)
-                        report.size = len(rendered.html.encode())
-                        report.warnings.extend(rendered.warnings)
+            published, entry_ids, candidates = _candidates(state, issues, content, now, report)
+            if candidates:
+                agenda = sorted(
+                    (i for i in published if i.event is not None and i.event.start > now),
+                    key=lambda i: (i.event.start, i.id),  # type: ignore[union-attr]
+                )
+                number = issues.create(
+                    [(i.id, item_to_json(i)) for i in candidates],
+                    lambda n: subject_for(config, n, now),
+                    now,
+                    _intro(config),
+                    json.dumps([item_to_json(i) for i in agenda]),
+                    lambda ids: json.dumps(sorted({i.track for i in candidates if i.id in ids})),
+                    {i.id: entry_ids[i.id] for i in candidates if i.id in entry_ids},
+                )
+                if number is not None:
+                    record = issues.get(number)
+                    assert record is not None
+                    rendered = write_issue(config, outbox, record)
+                    refresh_archive(config, state, outbox, now)  # commits the issue with it
+                    report.number = number
+                    report.subject = record.subject
+                    report.items = len(record.items)
+                    report.agenda = len(agenda)
+                    report.size = len(rendered.html.encode())
+                    report.warnings.extend(rendered.warnings)
     report.seconds = time.perf_counter() - started
     return report
