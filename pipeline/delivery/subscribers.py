@@ -506,6 +506,27 @@ class SubscriberStore:
                 (token,),
             )
 
+    def _request(
+        self, token: str, now: datetime
+    ) -> tuple[int, str | None, str | None, str | None] | None:
+        """(subscriber id, requested_at, tracks, consent version) of a confirmation token;
+        requested_at is None when the link confirmed already. None for an unknown or
+        expired token, or one whose subscriber is no longer active since confirming."""
+        row = self.db.execute(
+            "SELECT id, status, requested_at, requested_tracks, requested_version"
+            " FROM subscribers WHERE confirm_token = ?",
+            (token,),
+        ).fetchone()
+        if row is None:
+            return None
+        sid, status, requested_at, tracks, version = row
+        if requested_at is None:
+            return (sid, None, None, None) if status == "active" else None
+        cutoff = now - timedelta(days=self.config.subscribers.confirm_days)
+        if from_utc_text(requested_at) < cutoff:
+            return None
+        return sid, requested_at, tracks, version
+
     def awaiting(self, token: str, now: datetime) -> tuple[Subscriber, str | None] | None:
         """Read-only look at a confirmation token: (subscriber, tracks asked for).
 
@@ -513,48 +534,30 @@ class SubscriberStore:
         unknown or expired token. Nothing changes: a GET of the link (a mail scanner's too)
         only shows what the button would confirm.
         """
-        cutoff = now - timedelta(days=self.config.subscribers.confirm_days)
-        row = self.db.execute(
-            "SELECT id, status, requested_at, requested_tracks FROM subscribers"
-            " WHERE confirm_token = ?",
-            (token,),
-        ).fetchone()
-        if row is None:
+        request = self._request(token, now)
+        if request is None:
             return None
-        sid, status, requested_at, tracks = row
+        sid, requested_at, tracks, _ = request
         found = self._get(sid)
         if found is None:
             return None
-        if requested_at is None:
-            return (found, None) if status == "active" else None
-        if from_utc_text(requested_at) < cutoff:
-            return None
-        return found, str(tracks)
+        return found, (None if requested_at is None else str(tracks))
 
     def confirm(self, token: str, now: datetime) -> Subscriber | None:
         """Activate the subscriber of a confirmation token; None for unknown or expired."""
-        cutoff = now - timedelta(days=self.config.subscribers.confirm_days)
         with self.state.transaction():
-            row = self.db.execute(
-                "SELECT id, status, requested_at, requested_tracks, requested_version"
-                " FROM subscribers WHERE confirm_token = ?",
-                (token,),
-            ).fetchone()
-            if row is None:
+            request = self._request(token, now)
+            if request is None:
                 return None
-            sid, status, requested_at, tracks, version = row
-            if requested_at is None:
-                # already confirmed with this link: show it again, change nothing
-                return self._get(sid) if status == "active" else None
-            if from_utc_text(requested_at) < cutoff:
-                return None
-            self.db.execute(
-                "UPDATE subscribers SET status = 'active', tracks = ?, source = ?,"
-                " consented_at = ?, consent_version = ?, confirmed_at = ?,"
-                " status_changed_at = ?, status_reason = 'bevestigd', requested_at = NULL,"
-                " requested_tracks = NULL, requested_version = NULL WHERE id = ?",
-                (tracks, SOURCE_WEB, requested_at, version, utc_text(now), utc_text(now), sid),
-            )
+            sid, requested_at, tracks, version = request
+            if requested_at is not None:  # else confirmed with this link: change nothing
+                self.db.execute(
+                    "UPDATE subscribers SET status = 'active', tracks = ?, source = ?,"
+                    " consented_at = ?, consent_version = ?, confirmed_at = ?,"
+                    " status_changed_at = ?, status_reason = 'bevestigd', requested_at = NULL,"
+                    " requested_tracks = NULL, requested_version = NULL WHERE id = ?",
+                    (tracks, SOURCE_WEB, requested_at, version, utc_text(now), utc_text(now), sid),
+                )
             return self._get(sid)
 
     def unsubscribe(self, token: str, now: datetime, reason: str) -> Subscriber | None:
