@@ -207,20 +207,27 @@ class App:
         notice: str = "",
     ) -> HTMLResponse:
         path = self.prefix + "aanmelden"
-        cookie, fresh = _csrf_cookie(request)
-        response = self.page(
+        return self.form_page(
+            request,
             "subscribe.html",
             "Aanmelden voor de nieuwsbrief",
             status,
+            path,
             kind="form",
             action=path,
-            csrf=self.csrf_for(cookie),
             email=email,
             choices=self.track_choices(chosen),
             errors=errors or {},
             notice=notice,
             consent_version=self.config.subscribers.consent_version,
         )
+
+    def form_page(
+        self, request: Request, template: str, title: str, status: int, path: str, **context: Any
+    ) -> HTMLResponse:
+        """A page with a form: its CSRF token, and the cookie for `path` when it is new."""
+        cookie, fresh = _csrf_cookie(request)
+        response = self.page(template, title, status, csrf=self.csrf_for(cookie), **context)
         if fresh:
             _set_csrf_cookie(response, request, cookie, path)
         return response
@@ -343,23 +350,19 @@ class App:
         self, request: Request, found: Subscriber, tracks: str, status: int = 200, notice: str = ""
     ) -> Response:
         """The page with the button that confirms; its form carries the CSRF token."""
-        token = request.path_params["token"]
         path = self.prefix + "bevestigen/"
-        cookie, fresh = _csrf_cookie(request)
-        response = self.page(
+        return self.form_page(
+            request,
             "confirm.html",
             "Bevestig je aanmelding",
             status,
+            path,
             kind="confirm",
             masked=found.masked,
             tracks_line=self.tracks_line(tracks),
-            action=path + token,
-            csrf=self.csrf_for(cookie),
+            action=path + request.path_params["token"],
             notice=notice,
         )
-        if fresh:
-            _set_csrf_cookie(response, request, cookie, path)
-        return response
 
     def confirmed_page(self, found: Subscriber) -> Response:
         return self.page(
