@@ -11,12 +11,12 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_delivery import Recorder, Sink, set_smtp
-from test_serve import FORM, Server, World
+import test_serve
+from test_serve import FORM, World
 
 from conftest import REPO, Project
 
@@ -28,20 +28,7 @@ SECURITY = (
 )
 
 
-@pytest.fixture
-def web(project: Project) -> Iterator[World]:
-    """The app on uvicorn in a thread, as in test_serve, with a built page and an SMTP sink."""
-    site = project.root / "outbox" / "site"
-    site.mkdir(parents=True)
-    (site / "index.html").write_text("<!doctype html><title>Voorbeeld</title>", encoding="utf-8")
-    recorder = Recorder()
-    sink = Sink(recorder)
-    set_smtp(project.root, sink.port)
-    clock = [datetime(2026, 11, 27, 12, 0, tzinfo=UTC)]
-    server = Server(project.root, clock)
-    yield World(project, server, recorder, clock)
-    server.close()
-    sink.close()
+world = test_serve.world  # the app with a built page and an SMTP sink, as test_serve has it
 
 
 # a real `krimppost serve` in a subprocess ------------------------------------------------
@@ -159,48 +146,48 @@ def test_content_length_over_the_limit_is_refused_up_front_on_every_route(
         assert b"content-security-policy" in answer.lower()
 
 
-def test_static_preview_pages_get_the_security_headers_of_the_app_pages(web: World) -> None:
-    (web.project.root / "outbox" / "site" / "stijl.css").write_text("p{}", encoding="utf-8")
-    app_page = web.server.request("GET", "/aanmelden")
+def test_static_preview_pages_get_the_security_headers_of_the_app_pages(world: World) -> None:
+    (world.project.root / "outbox" / "site" / "stijl.css").write_text("p{}", encoding="utf-8")
+    app_page = world.server.request("GET", "/aanmelden")
     assert all(app_page.headers[name] for name in SECURITY)
     for path in ("/", "/index.html", "/stijl.css", "/bestaat/niet.html"):
-        reply = web.server.request("GET", path)
+        reply = world.server.request("GET", path)
         for name in SECURITY:
             assert reply.headers[name] == app_page.headers[name], (path, name)
 
 
-def test_a_small_body_still_works(web: World) -> None:
-    token = web.add("lezer@example.nl")
-    reply = web.server.request(
+def test_a_small_body_still_works(world: World) -> None:
+    token = world.add("lezer@example.nl")
+    reply = world.server.request(
         "POST", f"/afmelden/{token}", b"List-Unsubscribe=One-Click", {"Content-Type": FORM}
     )
     assert reply.status == 200
-    assert web.status("lezer@example.nl") == "unsubscribed"
+    assert world.status("lezer@example.nl") == "unsubscribed"
 
 
 # double opt-in: only the button's POST confirms ----------------------------------------------
 
 
-def _confirm_link(web: World, address: str) -> str:
-    assert web.subscribe(address, []).status == 200
-    text = web.recorder.message_for(address).get_content()
+def _confirm_link(world: World, address: str) -> str:
+    assert world.subscribe(address, []).status == 200
+    text = world.recorder.message_for(address).get_content()
     assert "klik op de knop" in text
     link = re.search(r"(/bevestigen/[A-Za-z0-9_-]{22})", text)
     assert link is not None
     return link.group(1)
 
 
-def _status(web: World) -> list[tuple]:
-    return web.rows("SELECT status, confirmed_at FROM subscribers")
+def _status(world: World) -> list[tuple]:
+    return world.rows("SELECT status, confirmed_at FROM subscribers")
 
 
-def test_get_and_head_of_the_confirmation_link_confirm_nothing(web: World) -> None:
-    link = _confirm_link(web, "nieuw@example.nl")
+def test_get_and_head_of_the_confirmation_link_confirm_nothing(world: World) -> None:
+    link = _confirm_link(world, "nieuw@example.nl")
     for method in ("HEAD", "GET", "HEAD", "GET"):
-        reply = web.server.request(method, link)
+        reply = world.server.request(method, link)
         assert reply.status == 200
-        assert _status(web) == [("pending", None)]
-    page = web.server.request("GET", link)
+        assert _status(world) == [("pending", None)]
+    page = world.server.request("GET", link)
     assert '<html lang="nl">' in page.body and "n…@example.nl" in page.body
     assert f'<form method="post" action="{link}">' in page.body
     assert "<button" in page.body and "Aanmelding bevestigen" in page.body
@@ -208,9 +195,9 @@ def test_get_and_head_of_the_confirmation_link_confirm_nothing(web: World) -> No
     assert page.headers["Cache-Control"] == "no-store"
 
 
-def test_the_button_confirms_with_the_csrf_token_only(web: World) -> None:
-    link = _confirm_link(web, "nieuw@example.nl")
-    page = web.server.request("GET", link)
+def test_the_button_confirms_with_the_csrf_token_only(world: World) -> None:
+    link = _confirm_link(world, "nieuw@example.nl")
+    page = world.server.request("GET", link)
     cookie = page.headers["Set-Cookie"].split(";", 1)[0]
     assert "HttpOnly" in page.headers["Set-Cookie"]
     assert "SameSite=strict" in page.headers["Set-Cookie"]
@@ -218,12 +205,12 @@ def test_the_button_confirms_with_the_csrf_token_only(web: World) -> None:
     assert csrf is not None
     good = urllib.parse.urlencode({"csrf": csrf.group(1)}).encode()
     refused = [
-        web.server.request("POST", link, b"", {"Content-Type": FORM}),
-        web.server.request("POST", link, good, {"Content-Type": FORM}),  # no cookie
-        web.server.request(
+        world.server.request("POST", link, b"", {"Content-Type": FORM}),
+        world.server.request("POST", link, good, {"Content-Type": FORM}),  # no cookie
+        world.server.request(
             "POST", link, b"csrf=" + b"0" * 64, {"Content-Type": FORM, "Cookie": cookie}
         ),
-        web.server.request(
+        world.server.request(
             "POST",
             link,
             good,
@@ -232,41 +219,41 @@ def test_the_button_confirms_with_the_csrf_token_only(web: World) -> None:
     ]
     assert [r.status for r in refused] == [403] * 4
     assert "Aanmelding bevestigen" in refused[0].body  # the button again, to try once more
-    assert _status(web) == [("pending", None)]
-    confirmed = web.server.request("POST", link, good, {"Content-Type": FORM, "Cookie": cookie})
+    assert _status(world) == [("pending", None)]
+    confirmed = world.server.request("POST", link, good, {"Content-Type": FORM, "Cookie": cookie})
     assert confirmed.status == 200 and "Je aanmelding is bevestigd" in confirmed.body
-    assert _status(web) == [("active", "2026-11-27T12:00:00+00:00")]
+    assert _status(world) == [("active", "2026-11-27T12:00:00+00:00")]
     assert (
-        web.server.request("POST", link, good, {"Content-Type": FORM, "Cookie": cookie}).status
+        world.server.request("POST", link, good, {"Content-Type": FORM, "Cookie": cookie}).status
         == 200
     )
 
 
-def test_unknown_and_expired_confirmation_links_are_a_404_for_post_too(web: World) -> None:
-    link = _confirm_link(web, "laat@example.nl")
-    page = web.server.request("GET", link)
+def test_unknown_and_expired_confirmation_links_are_a_404_for_post_too(world: World) -> None:
+    link = _confirm_link(world, "laat@example.nl")
+    page = world.server.request("GET", link)
     cookie = page.headers["Set-Cookie"].split(";", 1)[0]
     csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.body)
     assert csrf is not None
     body = urllib.parse.urlencode({"csrf": csrf.group(1)}).encode()
     headers = {"Content-Type": FORM, "Cookie": cookie}
-    assert web.server.request("POST", "/bevestigen/" + "x" * 22, body, headers).status == 404
-    web.clock[0] += timedelta(days=8)
-    assert web.server.request("GET", link).status == 404
-    assert web.server.request("POST", link, body, headers).status == 404
-    assert _status(web) == [("pending", None)]
+    assert world.server.request("POST", "/bevestigen/" + "x" * 22, body, headers).status == 404
+    world.clock[0] += timedelta(days=8)
+    assert world.server.request("GET", link).status == 404
+    assert world.server.request("POST", link, body, headers).status == 404
+    assert _status(world) == [("pending", None)]
 
 
 # confirmation mails rate-limited per mailbox ---------------------------------------------
 
 
 def test_plus_tag_variants_of_one_mailbox_get_one_confirmation_mail_per_window(
-    web: World,
+    world: World,
 ) -> None:
     # five requests in all: under the per-client limit, so only the mailbox limit holds back
-    cookie, csrf = web.form()
+    cookie, csrf = world.form()
     replies = [
-        web.subscribe(address, [], cookie, csrf)
+        world.subscribe(address, [], cookie, csrf)
         for address in (
             "anna+1@example.nl",
             "Anna+3@Example.NL",
@@ -275,15 +262,15 @@ def test_plus_tag_variants_of_one_mailbox_get_one_confirmation_mail_per_window(
     ]
     assert {r.status for r in replies} == {200}
     assert len({r.body for r in replies}) == 1  # the same answer: nothing to enumerate
-    assert [a for a, _ in web.recorder.messages] == ["anna+1@example.nl"]
-    assert web.rows("SELECT email FROM subscribers") == [("anna+1@example.nl",)]
+    assert [a for a, _ in world.recorder.messages] == ["anna+1@example.nl"]
+    assert world.rows("SELECT email FROM subscribers") == [("anna+1@example.nl",)]
     # another mailbox, or the same local part at another domain, is not held up
-    web.subscribe("anna+1@example.org", [], cookie, csrf)
-    assert len(web.recorder.messages) == 2
+    world.subscribe("anna+1@example.org", [], cookie, csrf)
+    assert len(world.recorder.messages) == 2
     # after the window a variant may ask again
-    web.clock[0] += timedelta(seconds=601)
-    web.subscribe("anna+2@example.nl", [], cookie, csrf)
-    assert [a for a, _ in web.recorder.messages][-1] == "anna+2@example.nl"
+    world.clock[0] += timedelta(seconds=601)
+    world.subscribe("anna+2@example.nl", [], cookie, csrf)
+    assert [a for a, _ in world.recorder.messages][-1] == "anna+2@example.nl"
 
 
 def test_mailbox_of_an_address() -> None:
@@ -295,10 +282,10 @@ def test_mailbox_of_an_address() -> None:
     assert mailbox("+31-6@example.nl") == "+31-6@example.nl"
 
 
-def test_mailbox_limit_matches_literally(web: World) -> None:
+def test_mailbox_limit_matches_literally(world: World) -> None:
     # `_` and `%` are LIKE wildcards: escaped, so `a_b` never holds up `axb`
-    state, store = web.store()
-    now = web.clock[0]
+    state, store = world.store()
+    now = world.clock[0]
     with state:
         assert store.request("a_b+1@example.nl", "*", now) is not None
         assert store.request("axb+1@example.nl", "*", now) is not None
