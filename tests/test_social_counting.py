@@ -1,4 +1,5 @@
-"""Counting as each platform counts, and shortening that never cuts a cluster, URL or hashtag."""
+"""Counting as each platform counts (`counting`), and shortening that never cuts a cluster,
+URL or hashtag (`shortening`)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,17 @@ from twitter_text import parse_tweet
 
 from pipeline.config import SocialPlatform
 from pipeline.social.counting import (
-    ELLIPSIS,
-    Parts,
     bluesky_length,
     character_length,
     counter,
-    fit,
     grapheme_length,
     graphemes,
     length,
     mastodon_length,
-    shortenings,
     twitter_text_length,
     x_length,
 )
+from pipeline.social.shortening import ELLIPSIS, Parts, fit, shortenings
 
 FAMILY = "👨‍👩‍👧‍👦"  # man, woman, girl, boy joined by ZWJ: 7 code points, 1 grapheme
 FLAG_NL = "🇳🇱"  # two regional indicators
@@ -317,7 +315,7 @@ titles = texts.filter(lambda t: t.strip() != "")
 
 
 def _protected(token: str) -> bool:
-    from pipeline.social.counting import _protected as protected
+    from pipeline.social.shortening import _protected as protected
 
     return protected(token)
 
@@ -429,7 +427,7 @@ _URL_WORDS = st.sampled_from(
 def test_urls_found_word_by_word_equal_a_whole_text_extraction(
     words: list[str], gaps: list[str], bare: bool
 ) -> None:
-    from pipeline.social.counting import _text_urls, _urls
+    from pipeline.social.counting import _text_urls, url_spans
 
     text = "".join(w + g for w, g in zip(words, gaps, strict=False))
-    assert _urls(text, bare_domains=bare) == _text_urls(text, bare)
+    assert url_spans(text, bare_domains=bare) == _text_urls(text, bare)

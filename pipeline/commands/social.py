@@ -20,8 +20,9 @@ from pipeline.content.model import SOCIAL_PLATFORMS
 from pipeline.errors import Problem
 from pipeline.social import export as export_module
 from pipeline.social import review
-from pipeline.social.counting import ELLIPSIS, graphemes
+from pipeline.social.counting import graphemes
 from pipeline.social.reviewpage import DraftView
+from pipeline.social.shortening import ELLIPSIS
 
 _TITLE_WIDTH = 40
 

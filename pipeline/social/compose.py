@@ -18,9 +18,10 @@ from pipeline.errors import Problem
 from pipeline.fingerprints import code_fingerprint
 from pipeline.publish import Entry
 from pipeline.render import templates
-from pipeline.social.counting import UNITS, Fitted, Parts, counter, fit, length
+from pipeline.social.counting import UNITS, counter, length
 from pipeline.social.draftfile import normalize_text
 from pipeline.social.reviewpage import PLATFORM_LABELS
+from pipeline.social.shortening import Fitted, Parts, fit
 
 CODE = code_fingerprint("social")  # generated posts follow the code that made them
 
