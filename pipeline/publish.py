@@ -11,7 +11,6 @@ import hashlib
 import posixpath
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from pipeline.config import Config
 from pipeline.content.model import Item, ItemState, item_from_json, item_to_json
@@ -19,6 +18,7 @@ from pipeline.content.reader import ContentSet, derived_id
 from pipeline.state import ItemRecord, StateStore
 
 ITEM_DIR = "berichten"
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,19 @@ class Publication:
     saves: list[tuple[ItemRecord, str | None]] = field(default_factory=list)
     # Old item pages that point to where the item lives now: (old page folder, new URL).
     redirects: tuple[tuple[str, str], ...] = ()
+    # The first moment at which the clock alone changes what is published: an embargo
+    # lifts or an event stops being upcoming. The build's early exit, the scheduler's
+    # one-off build and `status` all read it (stored by the build).
+    next_change: datetime = NEVER
+
+
+def next_change(content: ContentSet, entries: tuple[Entry, ...], now: datetime) -> datetime:
+    moments = [i.published_at for i in content.items if i.state(now) is ItemState.EMBARGOED]
+    for entry in entries:
+        event = entry.item.event
+        if event is not None and (event.end or event.start) >= now:
+            moments.append(event.end or event.start)
+    return min(moments, default=NEVER)
 
 
 def item_path(item_id: str) -> str:
@@ -70,8 +83,7 @@ def item_path(item_id: str) -> str:
 
 def entry_id_for(config: Config, item: Item) -> str:
     """RFC 4151 tag URI: independent of later changes to base_url, title or file location."""
-    host = urlsplit(config.site.base_url).hostname or "localhost"
-    return f"tag:{host},{item.published_at.date().isoformat()}:{item.id}"
+    return f"tag:{config.site.host},{item.published_at.date().isoformat()}:{item.id}"
 
 
 def decide(config: Config, content: ContentSet, state: StateStore, now: datetime) -> Publication:
@@ -160,6 +172,7 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
 
     entries.sort(key=lambda e: (e.published, e.id), reverse=True)
     pub.entries = tuple(entries)
+    pub.next_change = next_change(content, pub.entries, now)
     pub.redirects = _redirects({**aliases, **dict(pub.moved)}, {e.id: e for e in entries}, base_url)
     return pub
 

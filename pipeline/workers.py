@@ -1,23 +1,29 @@
-"""Process pools for the CPU-bound stages (Markdown, page rendering) that die with their parent.
+"""Worker processes for the CPU-bound stages (Markdown, page rendering, social drafts).
 
-Workers are forked, so they share the parent's loaded modules and data without pickling.
-A worker blocked on its queue would outlive a parent killed with SIGKILL (it holds the
-queue's pipe itself); on Linux each worker asks the kernel to kill it when the parent dies.
+`parallel_map` is the one way work is spread over processes. Its workers are forked, so they
+share the caller's loaded modules and data without pickling; but a fork copies only the
+calling thread, and a lock another thread held stays locked in the child forever. So it
+forks only from a process that runs nothing but its main thread (a `krimppost` command, or
+the fresh process the `run` service starts for each job); anywhere else it does the work in
+the calling process. A worker blocked on its queue would outlive a parent killed with
+SIGKILL (it holds the queue's pipe itself); on Linux each asks the kernel to kill it when
+the parent dies.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
+import functools
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -32,111 +38,64 @@ def cpu_count(configured: int = 0) -> int:
     return os.cpu_count() or 1
 
 
-def _start(parent: int, initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
+def _start(parent: int) -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
-    if initializer is not None:
-        initializer(*args)
 
 
-def _trim() -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).malloc_trim(0)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """While many long-lived objects are made (a cache or an index loading): otherwise each
-    collection they trigger walks the whole growing heap (0.18 s of a 0.28 s load)."""
-    enabled = gc.isenabled()
-    gc.disable()
+def threads_running() -> int:
+    """Threads of this process, those of C libraries included (what CPython's own fork
+    warning counts), where the system says; else the Python threads."""
     try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
 
 
-@contextlib.contextmanager
-def long_lived() -> Iterator[None]:
-    """For loading data that lives as long as the run (5,000 cached items): made with the
-    collector paused, and never visited by it afterwards."""
-    try:
-        with collector_paused():
-            yield
-    finally:
-        gc.freeze()
+def can_fork() -> bool:
+    return "fork" in get_all_start_methods() and threads_running() == 1
 
 
-class Forked:
-    """`function(*args)` run by a forked process while the caller goes on; `result()` is its
-    return value, or None when it failed or died. A bare process and a pipe, no executor
-    thread: the caller may fork again (a pool) while it runs."""
-
-    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
-        self._done = False
-        self._value: Any = None
-        context = get_context("fork")
-        self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(
-            target=_run_forked, args=(os.getpid(), send, function, args), daemon=True
-        )
-        self._process.start()
-        send.close()
-
-    def result(self) -> Any:
-        if not self._done:
-            self._done = True
-            try:
-                self._value = self._receive.recv()
-            except (EOFError, OSError):
-                pass
-            finally:
-                self._receive.close()
-                self._process.join()
-        return self._value
+_shared: Any = None  # what the forked workers of the running `parallel_map` read
 
 
-def _run_forked(
-    parent: int, send: Any, function: Callable[..., Any], args: tuple[Any, ...]
-) -> None:
-    _start(parent, None, ())
-    try:
-        result = function(*args)
-    except Exception:
-        result = None
-    send.send(result)
-    send.close()
-
-
-class _Pool(ProcessPoolExecutor):
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        super().shutdown(wait, cancel_futures=cancel_futures)
-        gc.unfreeze()
-
-
-def pool(
+def parallel_map(
+    function: Callable[[Any, Any], Any],
+    shared: Any,
+    tasks: Sequence[Any],
     workers: int,
-    initializer: Callable[..., None] | None = None,
-    initargs: tuple[Any, ...] = (),
-) -> ProcessPoolExecutor:
-    # Garbage is collected and freed memory handed back first, so that workers share less
-    # (it costs 0.1 s on a big heap). Frozen objects are never visited by the collector, so
-    # a worker's garbage collection does not write to (and so copy) every page it shares
-    # with the parent.
-    gc.collect()
-    _trim()
-    gc.freeze()
-    return _Pool(
-        max_workers=workers,
-        mp_context=get_context("fork"),
-        initializer=_start,
-        initargs=(os.getpid(), initializer, initargs),
-    )
+    *,
+    chunksize: int = 1,
+) -> list[Any]:
+    """`function(shared, task)` for every task, results in task order: in up to `workers`
+    forked processes when there is more than one task and forking is safe here, else in
+    this process. `shared` reaches the workers by the fork itself, never pickled; tasks and
+    results are pickled, so keep them small (an index, a range, a summary)."""
+    global _shared
+    if workers <= 1 or len(tasks) <= 1 or not can_fork():
+        return [function(shared, task) for task in tasks]
+    _shared = shared
+    try:
+        # With the fork method the executor forks all its workers before it starts its
+        # own threads, so no child is forked from a process with threads.
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(tasks)),
+            mp_context=get_context("fork"),
+            initializer=_start,
+            initargs=(os.getpid(),),
+        ) as executor:
+            return list(
+                executor.map(functools.partial(_with_shared, function), tasks, chunksize=chunksize)
+            )
+    finally:
+        _shared = None
+
+
+def _with_shared(function: Callable[[Any, Any], Any], task: Any) -> Any:
+    return function(_shared, task)
 
 
 TIMED_OUT = "timed out"  # in place of a result: the task ran past its deadline
@@ -215,7 +174,7 @@ def map_with_deadline(
 
 
 def _serve(parent: int, conn: Any, function: Callable[[Any], Any]) -> None:
-    _start(parent, None, ())
+    _start(parent)
     conn.send("ready")
     while True:
         try:
@@ -223,3 +182,59 @@ def _serve(parent: int, conn: Any, function: Callable[[Any], Any]) -> None:
         except EOFError:
             return
         conn.send(function(task))
+
+
+class JobFailed(Exception):
+    """The job of `in_fresh_process` raised: its message, or its process died."""
+
+
+def in_fresh_process(function: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
+    """`function(*args)` in a newly started interpreter (spawned, never forked: the caller
+    may be a service with threads), waited for; returns its result and the lines it logged
+    on the `krimppost` loggers. What the job loads is freed when it ends, so a service that
+    runs jobs for months does not grow. The job ignores SIGINT and SIGTERM (the caller
+    decides when to stop, and lets a running job finish) and dies with the caller on
+    Linux. Raises JobFailed with the job's error message."""
+    context = get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_run_job, args=(os.getpid(), send, function, args))
+    process.start()
+    send.close()
+    try:
+        outcome, value, lines = receive.recv()
+    except (EOFError, OSError):
+        process.join()
+        raise JobFailed(f"het taakproces stopte onverwacht (exitcode {process.exitcode})") from None
+    finally:
+        receive.close()
+    process.join()
+    if outcome != "ok":
+        raise JobFailed(value)
+    return value, lines
+
+
+def _run_job(parent: int, send: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    import logging
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _start(parent)
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("krimppost")
+    logger.addHandler(Collect())
+    logger.setLevel(logging.INFO)
+    try:
+        answer: tuple[str, Any, list[str]] = ("ok", function(*args), lines)
+    except BaseException as exc:
+        answer = ("fout", str(exc) or type(exc).__name__, lines)
+    send.send(answer)
+    send.close()
+
+
+# Until the parse cache stops using it (issue 14 in progress): no collector tuning any more.
+collector_paused = contextlib.nullcontext

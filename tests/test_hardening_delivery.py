@@ -295,7 +295,7 @@ def kill_the_newsletter_job_half_way(project: Project, recorder: Recorder) -> in
         [
             sys.executable,
             "-c",
-            "import sys; from pipeline.schedule import run_newsletter;"
+            "import sys; from pipeline.commands.run import run_newsletter;"
             " run_newsletter(sys.argv[1], True)",
             str(project.root),
         ],
@@ -362,7 +362,7 @@ def test_an_automatic_send_killed_half_way_is_shown_and_finished_by_the_service(
 def test_the_next_newsletter_slot_finishes_a_cut_short_send_before_compiling(
     project: Project,
 ) -> None:
-    from pipeline.schedule import run_newsletter
+    from pipeline.commands.run import run_newsletter
 
     recorder = Recorder()
     sink = Sink(recorder)
