@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Any
 
 import click
 
+from pipeline.commands.clicktext import VERSION_MESSAGE, VERSION_TEXT, KrimppostGroup
 from pipeline.commands.options import _now_option, _reports_errors, _root_option
 
 
-class LazyGroup(click.Group):
+class LazyGroup(KrimppostGroup):
     """Subcommands whose modules load only when used: `social` pulls in twitter-text
     (0.25 s of imports) that a `build` does not need."""
 
@@ -41,7 +43,7 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option("--debug", is_flag=True, help="Toon een volledige traceback bij interne fouten.")
-@click.version_option(package_name="krimppost")
+@click.version_option(package_name="krimppost", help=VERSION_TEXT, message=VERSION_MESSAGE)
 def cli(debug: bool) -> None:
     """krimppost: publicatiepijplijn van het programma Bevolkingsdaling."""
 
@@ -147,4 +149,14 @@ def init(directory: Path) -> None:
 
 
 def main() -> None:
-    cli(prog_name="krimppost")
+    try:
+        try:
+            cli.main(prog_name="krimppost")
+        finally:
+            sys.stdout.flush()  # a reader gone (`| head -1`) shows here, not at exit
+    except BrokenPipeError:
+        # As the Python docs advise ("Note on SIGPIPE"): nobody reads any more, so stdout
+        # goes to devnull, where the interpreter's last flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -41,14 +41,14 @@ def test_check_reports_sorted_problems_and_summary(project: Project) -> None:
     lines = result.output.splitlines()
     assert lines[0].startswith("content/a.md:5: 'track' onbekend traject 'x'")
     assert lines[1].startswith("content/b.md:4: 'kind' moet een van")
-    assert lines[2] == "3 items: 1 published, 1 embargoed, 1 drafts; 2 errors"
+    assert lines[2] == "3 items: 1 gepubliceerd, 1 onder embargo, 1 concept; 2 fouten"
 
 
 def test_check_clean_project_exits_zero(project: Project) -> None:
     project.write("a.md", VALID)
     result = CliRunner().invoke(cli, ["check", "--root", str(project.root)])
     assert result.exit_code == 0
-    assert result.output == "1 items: 1 published, 0 embargoed, 0 drafts; 0 errors\n"
+    assert result.output == "1 item: 1 gepubliceerd, 0 onder embargo, 0 concepten; 0 fouten\n"
 
 
 def test_now_changes_the_embargo(project: Project) -> None:
@@ -59,8 +59,8 @@ def test_now_changes_the_embargo(project: Project) -> None:
     after = CliRunner().invoke(
         cli, ["check", "--root", str(project.root), "--now", "2026-12-01T09:00"]
     )
-    assert "0 published, 1 embargoed" in before.output
-    assert "1 published, 0 embargoed" in after.output
+    assert "0 gepubliceerd, 1 onder embargo" in before.output
+    assert "1 gepubliceerd, 0 onder embargo" in after.output
 
 
 def test_bad_now_is_a_usage_error(project: Project) -> None:
@@ -93,7 +93,7 @@ def test_no_traceback_for_hostile_files(project: Project) -> None:
     result = run("check", "--root", str(project.root))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1].startswith("1 items: 1 published")
+    assert result.stdout.splitlines()[-1].startswith("1 item: 1 gepubliceerd")
     named = {line.split(":")[0] for line in result.stdout.splitlines()[:-1]}
     assert named == {f"content/{n}.md" for n in ("binair", "latin1", "diep", "anker", "tabs")}
 
@@ -126,7 +126,7 @@ def test_init_then_check(tmp_path: Path) -> None:
     assert len(list((target / "content").rglob("*.md"))) >= 12
     check = run("check", "--root", str(target), "--now", "2026-11-27T12:00")
     assert check.returncode == 0, check.stdout
-    assert check.stdout.splitlines()[-1].endswith("1 embargoed, 1 drafts; 0 errors")
+    assert check.stdout.splitlines()[-1].endswith("1 onder embargo, 1 concept; 0 fouten")
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ def test_repository_sample_project_is_clean() -> None:
     summary = result.stdout.splitlines()[-1]
     total = int(summary.split()[0])
     assert total >= 12
-    assert summary.endswith("1 embargoed, 1 drafts; 0 errors")
+    assert summary.endswith("1 onder embargo, 1 concept; 0 fouten")
 
 
 @pytest.mark.slow

@@ -123,7 +123,10 @@ CASES = [
     ),
     (
         {"image": "foto.png"},
-        ["7: 'image_alt' ontbreekt: een afbeelding heeft een beschrijving nodig (alt-tekst)"],
+        [  # the missing file in the same run as the missing alt text
+            "7: 'image': bestand 'foto.png' niet gevonden in content/",
+            "7: 'image_alt' ontbreekt: een afbeelding heeft een beschrijving nodig (alt-tekst)",
+        ],
     ),
     (
         {"image_alt": "Een foto"},
@@ -353,17 +356,22 @@ def test_duplicate_yaml_key(project: Project) -> None:
         ),
         (
             b"---\ntitle: [open\ndate: 2026-01-01\n---\n",
-            "content/item.md:2: ongeldige YAML: did not find expected ',' or ']' "
-            "(while parsing a flow sequence)",
+            "content/item.md:2: ongeldige YAML: een lijst tussen [ ] wordt niet gesloten of "
+            "mist een komma; schrijf bijv. tags: [wonen, krimp], en zet een element met ':' of "
+            "',' tussen aanhalingstekens",
         ),
         (
             b"---\ntitle: a\n  summary: b: c\n---\n",
-            "content/item.md:3: ongeldige YAML: mapping values are not allowed in this context",
+            "content/item.md:3: ongeldige YAML: deze regel is verder ingesprongen dan de sleutel "
+            "erboven (of de waarde erboven loopt door); zet sleutels van hetzelfde niveau even "
+            'ver in, met spaties, of zet de waarde tussen aanhalingstekens, bijv. title: "Krimp: '
+            'een verkenning"',
         ),
         (
             b"---\ntitle: !!python/object:os.system x\n---\n",
-            "content/item.md:2: ongeldige YAML: could not determine a constructor for the tag "
-            "'tag:yaml.org,2002:python/object:os.system'",
+            "content/item.md:2: ongeldige YAML: een YAML-tag (!naam of !!type) wordt niet "
+            'ondersteund; zet de waarde tussen aanhalingstekens, bijv. title: "Krimp: een '
+            'verkenning"',
         ),
     ],
 )

@@ -104,7 +104,7 @@ def test_other_alias_tricks_deep_nesting_and_size_are_bounded(project: Project) 
     assert "content/vorm/blokdiep.md:22: front matter is te diep genest (meer dan 16" in out, out
     assert "content/vorm/groot.md:1: front matter is te groot (68 KiB, hoogstens 64 KiB)" in out
     assert out.count("content/vorm/") == len(shapes) + 1, out  # one line per file
-    assert "1 published" in out
+    assert "1 gepubliceerd" in out
 
 
 def test_ampersand_in_text_is_no_anchor(project: Project) -> None:

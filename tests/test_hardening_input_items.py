@@ -70,7 +70,7 @@ CASES: list[tuple[str, str, list[str]]] = [
     ("title-del", _title('"a\\x7fb"'), [_control(2, "title", "007F")]),
     ("title-c1", _title('"a\\x9bb"'), [_control(2, "title", "009B")]),
     ("title-fffe", _title('"a\\ufffeb"'), [_control(2, "title", "FFFE")]),
-    ("title-surrogate", _title('"a\\ud800b"'), ["2: ongeldige YAML: found invalid Unicode"]),
+    ("title-surrogate", _title('"a\\ud800b"'), ["2: ongeldige YAML: ongeldige Unicode-escape"]),
     (
         "summary-escape",
         VALID.replace("summary: Een korte samenvatting.", 'summary: "kort\\x1bkort"'),

@@ -26,12 +26,16 @@ class CheckReport:
 
     def summary(self) -> str:
         c = self.counts
-        total = sum(c.values())
         return (
-            f"{total} items: {c[ItemState.PUBLISHED]} published, "
-            f"{c[ItemState.EMBARGOED]} embargoed, {c[ItemState.DRAFT]} drafts; "
-            f"{len(self.problems)} errors"
+            f"{_count(sum(c.values()), 'item', 'items')}: {c[ItemState.PUBLISHED]} gepubliceerd, "
+            f"{c[ItemState.EMBARGOED]} onder embargo, "
+            f"{_count(c[ItemState.DRAFT], 'concept', 'concepten')}; "
+            f"{_count(len(self.problems), 'fout', 'fouten')}"
         )
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def check(root: Path, now: datetime) -> CheckReport:

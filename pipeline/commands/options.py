@@ -66,6 +66,8 @@ def _reports_errors(func: F) -> F:
         except KeyboardInterrupt:
             click.echo("afgebroken", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (`| head`): pipeline.cli.main ends it
+            raise
         except Exception as exc:
             if debug:
                 traceback.print_exc()

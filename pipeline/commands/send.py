@@ -8,12 +8,13 @@ from typing import Any
 
 import click
 
+from pipeline.commands.clicktext import KrimppostCommand
 from pipeline.commands.options import _reports_errors, _root_option
 
 MAX_LISTED = 50
 
 
-@click.command("send")
+@click.command("send", cls=KrimppostCommand)
 @click.argument("number", metavar="[N]", type=int, required=False)
 @_root_option
 @click.option(

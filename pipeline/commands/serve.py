@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.clicktext import KrimppostCommand
 from pipeline.commands.options import _reports_errors, _root_option
 from pipeline.config import load_config
 
 
-@click.command("serve")
+@click.command("serve", cls=KrimppostCommand)
 @_root_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Adres om op te luisteren.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Poort.")

@@ -14,20 +14,21 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.clicktext import KrimppostGroup
 from pipeline.commands.options import _now_option, _reports_errors, _root_option
 from pipeline.config import load_config
 from pipeline.content.model import SOCIAL_PLATFORMS
-from pipeline.errors import Problem
+from pipeline.errors import Problem, UsageError
 from pipeline.social import export as export_module
 from pipeline.social import review
 from pipeline.social.counting import graphemes
-from pipeline.social.reviewpage import DraftView
+from pipeline.social.reviewpage import STATUS_LABELS, DraftView
 from pipeline.social.shortening import ELLIPSIS
 
 _TITLE_WIDTH = 40
 
 
-@click.group()
+@click.group(cls=KrimppostGroup)
 def social() -> None:
     """Beoordeel en exporteer social-mediaconcepten (outbox/social/)."""
 
@@ -35,6 +36,17 @@ def social() -> None:
 def _report(problems: list[Problem]) -> None:
     for problem in sorted(problems, key=Problem.sort_key):
         click.echo(str(problem), err=True)
+
+
+def _status(value: str) -> str:
+    """A status as typed: Dutch, one word on the command line (te-beoordelen), or English."""
+    try:
+        return review.parse_status(value.replace("-", " "))
+    except UsageError:
+        dutch = ", ".join(label.replace(" ", "-") for label in STATUS_LABELS.values())
+        raise UsageError(
+            f"onbekende status {value!r}; kies uit: {dutch} (of {', '.join(STATUS_LABELS)})"
+        ) from None
 
 
 def _short(text: str, width: int) -> str:
@@ -67,7 +79,15 @@ def _table(views: list[DraftView]) -> list[str]:
 @social.command("list")
 @_root_option
 @_now_option
-@click.option("--status", default=None, help="Alleen deze status (pending, approved, …).")
+@click.option(
+    "--status",
+    default=None,
+    metavar="STATUS",
+    help=(
+        "Alleen deze status: te-beoordelen, goedgekeurd, afgewezen, verouderd of "
+        "ingetrokken (ook in het Engels: pending, approved, rejected, stale, withdrawn)."
+    ),
+)
 @click.option(
     "--platform",
     type=click.Choice(SOCIAL_PLATFORMS, case_sensitive=False),
@@ -78,7 +98,7 @@ def _table(views: list[DraftView]) -> list[str]:
 def list_command(root: Path, now: datetime, status: str | None, platform: str | None) -> None:
     """Toon de concepten als tabel: id, platform, item, lengte, status, waarschuwingen."""
     config = load_config(root)
-    wanted = review.parse_status(status) if status else None
+    wanted = _status(status) if status else None
     views, problems = review.list_views(config, now, wanted, platform.lower() if platform else None)
     if views:
         for text in _table(views):

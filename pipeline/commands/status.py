@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.config import load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import read_content
+from pipeline.delivery.subscribers import STATUS_LABELS as SUBSCRIBER_LABELS
 from pipeline.errors import Problem
 from pipeline.schedule import RunLog, ServiceLock, ServicePaths, next_runs
 from pipeline.state import WAITING, IssueStore, StateStore
@@ -84,7 +85,12 @@ class Status:
             f"  nieuwsbrief {n}: {count} (opnieuw proberen: krimppost newsletter send {n})"
             for n, count in self.failed
         ]
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.subscribers.items())) or "geen"
+        counts = (
+            ", ".join(
+                f"{SUBSCRIBER_LABELS.get(k, k)} {v}" for k, v in sorted(self.subscribers.items())
+            )
+            or "geen"
+        )
         out.append(f"abonnees: {counts}")
         return out
 
@@ -146,7 +152,7 @@ def _drafts_waiting(config: Any) -> list[str]:
         *review.list_views(config, now, "pending")[0],
         *review.list_views(config, now, "stale")[0],
     ]
-    return [f"{v.draft.id} ({v.status})" for v in views]
+    return [f"{v.draft.id} ({v.status_label})" for v in views]
 
 
 def _send_progress(issues: IssueStore) -> dict[int, dict[str, int]]:

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import click
 
+from pipeline.commands.clicktext import KrimppostGroup
 from pipeline.commands.options import _reports_errors, _root_option
 from pipeline.config import Config, load_config
 from pipeline.csvcells import SafeWriter
@@ -58,7 +59,7 @@ def _usage(call: Callable[[], T]) -> T:
         raise UsageError(str(exc)) from None
 
 
-@click.group()
+@click.group(cls=KrimppostGroup)
 def subscribers() -> None:
     """Abonnees beheren: toevoegen, importeren, verwijderen, tonen en exporteren."""
 

@@ -12,7 +12,7 @@ import difflib
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,6 +79,14 @@ class FieldError(ValueError):
         super().__init__(message)
         self.message = message
         self.key = key  # a more precise key path for the line, e.g. "event.start"
+
+
+class FieldErrors(ValueError):
+    """Several problems of one value (elements of a list), each reported on its own line."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -153,17 +161,27 @@ def string_list(value: Any, maximum: int) -> tuple[str, ...]:
     if len(value) > maximum:
         raise FieldError(f"heeft {len(value)} elementen; het maximum is {maximum}")
     out: list[str] = []
+    errors: list[FieldError] = []
     for index, entry in enumerate(value):
         if not isinstance(entry, str) or not entry.strip():
-            raise FieldError(
-                f"element {index + 1} moet niet-lege tekst zijn, niet {type_name(entry)}"
+            errors.append(
+                FieldError(
+                    f"element {index + 1} moet niet-lege tekst zijn, niet {type_name(entry)}",
+                    str(index),
+                )
             )
+            continue
         try:
             entry = text(entry, limit=MAX_CHARS["tag"])
         except FieldError as exc:
-            raise FieldError(f"element {index + 1} {exc.message}") from None
+            errors.append(FieldError(f"element {index + 1} {exc.message}", str(index)))
+            continue
         if entry not in out:
             out.append(entry)
+    if len(errors) == 1:
+        raise FieldError(errors[0].message)
+    if errors:
+        raise FieldErrors(errors)
     return tuple(out)
 
 
@@ -253,6 +271,10 @@ def _suggest(name: str, known: list[str]) -> str:
     return f"; bedoelde je '{close[0]}'?" if close else ""
 
 
+# A file an item names, checked on disk by the reader: (key, candidate path, raw value, line).
+RequiredFile = tuple[str, str, str, int]
+
+
 @dataclass
 class Fields:
     """Collects validated values and problems for one file."""
@@ -261,6 +283,9 @@ class Fields:
     lines: dict[str, int]
     problems: list[tuple[int, str]]
     values: dict[str, Any]
+    # Every local file named by a value that passed, also when other keys failed: the reader
+    # reports a missing file in the same run as the item's other problems.
+    files: list[RequiredFile] = field(default_factory=list)
 
     def line(self, key: str) -> int:
         while key:
@@ -281,7 +306,15 @@ class Fields:
             return check(self.data[key])
         except FieldError as exc:
             self.error(exc.key or key, f"'{exc.key or key}' {exc.message}")
-            return None
+        except FieldErrors as group:  # one line per element: each at its own line
+            for exc in group.errors:
+                self.error(f"{key}.{exc.key}" if exc.key else key, f"'{key}' {exc.message}")
+        return None
+
+    def need_file(self, key: str, value: tuple[str, str | None] | None) -> None:
+        """Note a local file (`value` from `_path_or_url`) for the reader to look for."""
+        if value is not None and value[1] is not None:
+            self.files.append((key, value[1], value[0], self.line(key)))
 
 
 ALLOWED_KEYS: tuple[str, ...] = (
@@ -289,31 +322,6 @@ ALLOWED_KEYS: tuple[str, ...] = (
     "id", "image", "image_alt", "event", "audio", "attachments", "social", "newsletter",
 )  # fmt: skip
 REQUIRED_KEYS: tuple[str, ...] = ("title", "date", "kind", "track", "summary")
-
-
-def _mapping(value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict:
-    if not isinstance(value, dict):
-        raise FieldError(
-            f"moet een tabel met sleutels zijn ({', '.join(allowed)}), niet {type_name(value)}"
-        )
-    for name in value:
-        if name not in allowed:
-            raise FieldError(
-                f"onbekende sleutel '{name}'{_suggest(str(name), list(allowed))} "
-                f"(toegestaan: {', '.join(allowed)})",
-                f"{key}.{name}",
-            )
-    for name in required:
-        if name not in value:
-            raise FieldError(f"mist verplichte sleutel '{name}'", key)
-    return value
-
-
-def _sub(key: str, name: str, check: Callable[[Any], Any], value: Any) -> Any:
-    try:
-        return check(value)
-    except FieldError as exc:
-        raise FieldError(exc.message, exc.key or f"{key}.{name}") from None
 
 
 def validate(
@@ -378,6 +386,7 @@ def validate(
     _audio(f, item_dir)
     _attachments(f, item_dir)
     _social(f)
+    v["files"] = tuple(f.files)
     return v, f.problems
 
 
@@ -391,6 +400,7 @@ def _path_or_url(value: Any, item_dir: str) -> tuple[str, str | None]:
 
 def _image(f: Fields, item_dir: str) -> None:
     f.values["image"] = f.take("image", lambda x: _path_or_url(x, item_dir))
+    f.need_file("image", f.values["image"])
     f.values["image_alt"] = f.take("image_alt", limited(MAX_CHARS["image_alt"]))
     if "image" in f.data and "image_alt" not in f.data:
         f.error(
@@ -408,8 +418,11 @@ def _nested(
     checks: dict[str, Callable[[Any], Any]],
     required: tuple[str, ...],
     label: str = "",
-) -> dict[str, Any] | None:
-    """Validate a nested mapping, every bad key reported in one run; None if any is bad."""
+) -> tuple[dict[str, Any], bool]:
+    """Validate a nested mapping, every bad key reported in one run.
+
+    Returns the values that passed and whether all did: a caller may still use a good key
+    (look for a named file) when another key of the mapping is bad."""
     allowed = tuple(checks)
     if not isinstance(value, dict):
         f.error(
@@ -417,7 +430,7 @@ def _nested(
             f"'{key}' {label}moet een tabel met sleutels zijn ({', '.join(allowed)}), "
             f"niet {type_name(value)}",
         )
-        return None
+        return {}, False
     ok = True
     meant: set[str] = set()  # a misspelt key is reported once, not also as missing
     for name in value:
@@ -444,7 +457,7 @@ def _nested(
             ok = False
             sub = exc.key or f"{key}.{name}"
             f.error(sub, f"'{sub}' {exc.message}")
-    return out if ok else None
+    return out, ok
 
 
 def _event(f: Fields, tz: ZoneInfo) -> None:
@@ -458,9 +471,11 @@ def _event(f: Fields, tz: ZoneInfo) -> None:
                 )
             )
         return
-    if kind != "event":
+    # A wrong kind is one problem; the block's own problems are reported with it, so that
+    # correcting the kind does not reveal new ones. An unknown kind has its own message.
+    fits = kind == "event"
+    if not fits and kind in KINDS:
         f.error("event", f"'event' hoort alleen bij kind: event (dit item is {kind!r})")
-        return
 
     def when(value: Any) -> datetime:
         return moment(value, tz)[0]
@@ -468,7 +483,7 @@ def _event(f: Fields, tz: ZoneInfo) -> None:
     def registration(value: Any) -> str | None:
         return None if value is None else http_url(value)
 
-    m = _nested(
+    m, ok = _nested(
         f,
         "event",
         f.data["event"],
@@ -480,12 +495,11 @@ def _event(f: Fields, tz: ZoneInfo) -> None:
         },
         ("start", "location"),
     )
-    if m is None:
-        return
-    if m.get("end") is not None and m["end"] < m["start"]:
+    if m.get("end") is not None and m.get("start") is not None and m["end"] < m["start"]:
         f.error("event.end", "'event.end' mag niet vóór 'event.start' liggen")
-        return
-    f.values["event"] = (m["start"], m.get("end"), m["location"], m.get("registration_url"))
+        ok = False
+    if ok and fits:
+        f.values["event"] = (m["start"], m.get("end"), m["location"], m.get("registration_url"))
 
 
 def _audio(f: Fields, item_dir: str) -> None:
@@ -499,9 +513,9 @@ def _audio(f: Fields, item_dir: str) -> None:
                 )
             )
         return
-    if kind != "podcast":
+    fits = kind == "podcast"  # as for 'event': the block's problems come with the kind's
+    if not fits and kind in KINDS:
         f.error("audio", f"'audio' hoort alleen bij kind: podcast (dit item is {kind!r})")
-        return
 
     def length(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -535,8 +549,9 @@ def _audio(f: Fields, item_dir: str) -> None:
         "duration": duration,
         "type": mime,
     }
-    m = _nested(f, "audio", f.data["audio"], checks, tuple(checks))
-    if m is not None:
+    m, ok = _nested(f, "audio", f.data["audio"], checks, tuple(checks))
+    f.need_file("audio.url", m.get("url"))
+    if ok and fits:
         f.values["audio"] = (m["url"], m["length"], m["duration"], m["type"])
 
 
@@ -567,14 +582,15 @@ def _attachments(f: Fields, item_dir: str) -> None:
             "url": http_url,
             "path": lambda x: (text(x), confined_path(text(x), item_dir)),
         }
-        m = _nested(f, key, entry, checks, ("title",), f"bijlage {index + 1}: ")
+        m, ok = _nested(f, key, entry, checks, ("title",), f"bijlage {index + 1}: ")
         if isinstance(entry, dict) and ("url" in entry) == ("path" in entry):
             f.error(
                 key,
                 f"'{key}' bijlage {index + 1} heeft óf 'url' óf 'path' nodig, niet beide of geen",
             )
-            m = None
-        if m is None:
+            ok = False
+        f.need_file(f"{key}.path", m.get("path"))
+        if not ok:
             out = None
             continue
         if out is not None:
@@ -584,15 +600,16 @@ def _attachments(f: Fields, item_dir: str) -> None:
 
 
 def _social(f: Fields) -> None:
-    def check(value: Any) -> tuple[bool, tuple[tuple[str, str], ...]]:
-        if isinstance(value, bool):
-            return value, ()
-        m = _mapping(value, "social", SOCIAL_PLATFORMS, ())
-        return True, tuple(
-            (name, _sub("social", name, limited(MAX_CHARS["social"], multiline=True), m[name]))
-            for name in SOCIAL_PLATFORMS
-            if name in m
+    f.values["social_enabled"], f.values["social_overrides"] = True, ()
+    if "social" not in f.data:
+        return
+    value = f.data["social"]
+    if isinstance(value, bool):
+        f.values["social_enabled"] = value
+        return
+    own_text = limited(MAX_CHARS["social"], multiline=True)
+    m, ok = _nested(f, "social", value, dict.fromkeys(SOCIAL_PLATFORMS, own_text), ())
+    if ok:
+        f.values["social_overrides"] = tuple(
+            (name, m[name]) for name in SOCIAL_PLATFORMS if name in m
         )
-
-    result = f.take("social", check)
-    f.values["social_enabled"], f.values["social_overrides"] = result or (True, ())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +154,134 @@ def _duplicate_key(node: yaml.Node, offset: int) -> FrontMatterError | None:
     return None
 
 
+# PyYAML's problems (libyaml's wording and the pure-Python one), said in Dutch with what an
+# editor can do. Each pattern is tried on the problem text; the first that matches explains it.
+_QUOTE_HINT = 'zet de waarde tussen aanhalingstekens, bijv. title: "Krimp: een verkenning"'
+_INDENT_HINT = "zet sleutels van hetzelfde niveau even ver in, met spaties"
+_YAML_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), message)
+    for pattern, message in (
+        (
+            r"found undefined alias",
+            "verwijzing (*naam) naar een anker dat niet bestaat; ankers en verwijzingen zijn "
+            "niet toegestaan: schrijf de waarde voluit",
+        ),
+        (
+            r"could not find expected ':'",
+            "een regel zonder ':' na de sleutel; schrijf sleutel: waarde (met een spatie na de "
+            "dubbele punt), of zet een waarde over meer regels tussen aanhalingstekens",
+        ),
+        (
+            r"found unknown escape character",
+            "onbekende escape met '\\' tussen dubbele aanhalingstekens; schrijf '\\\\' voor "
+            "een backslash of gebruik enkele aanhalingstekens",
+        ),
+        (
+            r"found invalid Unicode character escape code",
+            "ongeldige Unicode-escape (\\u…) tussen dubbele aanhalingstekens; typ het teken "
+            "zelf of gebruik enkele aanhalingstekens",
+        ),
+        (
+            r"(did not find expected|expected) ',' or '\]'",
+            "een lijst tussen [ ] wordt niet gesloten of mist een komma; schrijf bijv. "
+            "tags: [wonen, krimp], en zet een element met ':' of ',' tussen aanhalingstekens",
+        ),
+        (
+            r"(did not find expected|expected) ',' or '\}'",
+            "een tabel tussen { } wordt niet gesloten of mist een komma; schrijf bijv. "
+            "{start: 2026-11-27T10:00, location: Assen}",
+        ),
+        (
+            r"(block )?sequence entries are not allowed",
+            "een lijstregel ('- …') op een plek waar een waarde hoort; zet lijstregels onder hun "
+            "sleutel, elk op een eigen regel en ingesprongen",
+        ),
+        (
+            r"(did not find expected|expected the) node content",
+            f"hier ontbreekt een waarde of staat een los teken als ']' of '}}'; {_QUOTE_HINT}",
+        ),
+        (
+            r"(did not find expected comment or line break|expected a comment or a line break)",
+            "na '|' of '>' hoort niets meer op die regel; zet de tekst op de regels eronder, "
+            "ingesprongen",
+        ),
+        (
+            r"could not determine a constructor for the tag",
+            f"een YAML-tag (!naam of !!type) wordt niet ondersteund; {_QUOTE_HINT}",
+        ),
+        (r"found unhashable key", "een sleutel moet tekst zijn, geen lijst of tabel"),
+        (
+            r"found (a )?duplicate",
+            "een sleutel komt twee keer voor; haal er één weg",
+        ),
+    )
+)
+
+
+def _source_line(front: str, mark: Any) -> str:
+    lines = front.split("\n")
+    return lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+
+
+def yaml_problem(exc: yaml.YAMLError, front: str) -> str:
+    """PyYAML's complaint in Dutch, with a hint; what is not recognised keeps PyYAML's text
+    in parentheses, so nothing is lost."""
+    problem = getattr(exc, "problem", None) or ""
+    context = getattr(exc, "context", None) or ""
+    mark = getattr(exc, "problem_mark", None)
+    line = _source_line(front, mark)
+    column = mark.column if mark is not None else 0
+    found = line[column : column + 1]
+    if isinstance(exc, yaml.reader.ReaderError):
+        return (
+            f"onzichtbaar stuurteken (U+{exc.character:04X}) in de front matter; verwijder het"
+            if isinstance(exc.character, int)
+            else "de front matter bevat een teken dat YAML niet toelaat; verwijder het"
+        )
+    if "mapping values are not allowed" in problem:
+        key = re.match(r"\s*(- )?[^\s:#][^:]*:\s", line)
+        if key is not None and key.end() <= column:  # a second ': ' on the line of a key
+            return f"een ': ' midden in een waarde; {_QUOTE_HINT}"
+        return (
+            "deze regel is verder ingesprongen dan de sleutel erboven (of de waarde erboven "
+            f"loopt door); {_INDENT_HINT}, of {_QUOTE_HINT}"
+        )
+    if "tab" in problem or found == "\t":
+        return "een tab-teken; YAML kent alleen spaties: vervang de tab door spaties"
+    if "cannot start any token" in problem:
+        char = found or "?"
+        return (
+            f"een waarde kan niet met {char!r} beginnen; zet de waarde tussen "
+            f'aanhalingstekens, bijv. title: "{char}…"'
+        )
+    if "quoted scalar" in context and "end of stream" in problem:
+        return (
+            "een aanhalingsteken wordt niet gesloten; sluit de waarde af met hetzelfde teken "
+            "(\" of ') als waarmee ze begint"
+        )
+    if "did not find expected key" in problem or "expected <block end>" in problem:
+        before = line[:column].rstrip()
+        if before.endswith(('"', "'")):
+            return (
+                "na het afsluitende aanhalingsteken staat nog tekst; zet de hele waarde tussen "
+                "aanhalingstekens, bijv. title: '\"Krimp\" in de regio'"
+            )
+        if line.lstrip().startswith("-"):
+            return (
+                "een lijstregel ('- …') staat hier los; zet hem ingesprongen onder zijn "
+                "sleutel (bijv. 'tags:' met daaronder '  - wonen')"
+            )
+        return f"deze regel is anders ingesprongen dan de sleutels erboven; {_INDENT_HINT}"
+    for pattern, message in _YAML_PROBLEMS:
+        if pattern.search(problem):
+            return message
+    original = f"{problem} ({context})" if problem and context else problem or context
+    return (
+        "de front matter is geen geldige YAML; controleer dubbele punten, inspringing en "
+        f"aanhalingstekens ({original or exc})"
+    )
+
+
 def load(text: str) -> Document:
     """Parse a decoded item file. Raises FrontMatterError with the line of the problem."""
     front, body, body_line, end_line = split(text)
@@ -185,18 +314,23 @@ def load(text: str) -> Document:
         last = front.count("\n")
         context = exc.context or ""
         if exc.context_mark is not None and (
-            "flow" in context or "quoted" in context or (mark is not None and mark.line > last)
+            "flow" in context
+            or "quoted" in context
+            or "simple key" in context  # a key without ':': the problem is found a line later
+            or (mark is not None and mark.line > last)
         ):
             mark = exc.context_mark  # an unclosed bracket or quote: point at where it opens
         line = min(mark.line, last) + offset if mark is not None else 1
-        problem = exc.problem or exc.context or "onleesbare YAML"
-        if exc.problem and exc.context:
-            problem = f"{exc.problem} ({exc.context})"
-        raise FrontMatterError(line, f"ongeldige YAML: {problem}") from None
+        raise FrontMatterError(line, f"ongeldige YAML: {yaml_problem(exc, front)}") from None
+    except yaml.reader.ReaderError as exc:
+        line = front[: exc.position].count("\n") + offset
+        raise FrontMatterError(line, f"ongeldige YAML: {yaml_problem(exc, front)}") from None
     except yaml.YAMLError as exc:
-        raise FrontMatterError(1, f"ongeldige YAML: {exc}") from None
+        raise FrontMatterError(1, f"ongeldige YAML: {yaml_problem(exc, front)}") from None
     except (RecursionError, TypeError, ValueError) as exc:
-        raise FrontMatterError(1, f"ongeldige YAML: {exc}") from None
+        raise FrontMatterError(
+            1, f"ongeldige YAML: de front matter kan niet gelezen worden ({exc})"
+        ) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -39,8 +39,9 @@ class ParseResult:
 
     item: Item | None
     problems: tuple[Problem, ...]
-    # Paths that must exist for the item to be valid: (key, candidate, raw value).
-    required_files: tuple[tuple[str, str, str], ...] = ()
+    # Paths that must exist for the item to be valid: (key, candidate, raw value, line);
+    # kept also for an item with problems, so a missing file is reported with them.
+    required_files: tuple[fields.RequiredFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
     item_dir = posixpath.dirname(relative.removeprefix(CONTENT_DIR + "/"))
     values, problems = fields.validate(doc.data, doc.lines, settings, item_dir)
     if problems:
-        return ParseResult(None, tuple(Problem(relative, line, msg) for line, msg in problems))
+        found = tuple(Problem(relative, line, msg) for line, msg in problems)
+        return ParseResult(None, found, values["files"])
 
     from pipeline.content import body  # Markdown and nh3: only when something must be parsed
 
@@ -116,19 +118,13 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
     html = body.render_html(doc.body, settings.base_url, item_dir)
     if problem := body.html_size_problem(html):
         return ParseResult(None, (Problem(relative, doc.body_line, problem),))
-    required: list[tuple[str, str, str]] = []
-
     image_url = None
     if values["image"]:
         raw, path = values["image"]
         image_url = raw if path is None else path
-        if path is not None:
-            required.append(("image", path, raw))
 
     attachments = []
-    for index, (title, url_or_raw, path) in enumerate(values["attachments"]):
-        if path is not None:
-            required.append((f"attachments.{index}.path", path, url_or_raw))
+    for title, url_or_raw, path in values["attachments"]:
         attachments.append(
             Attachment(title=title, url=url_or_raw if path is None else "", path=path)
         )
@@ -136,8 +132,6 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
     audio = None
     if values.get("audio"):
         (raw, path), length, duration, mime = values["audio"]
-        if path is not None:
-            required.append(("audio.url", path, raw))
         audio = Audio(
             url=raw if path is None else path, length=length, duration=duration, type=mime
         )
@@ -169,18 +163,19 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
         content_hash=hashlib.sha256(text.encode()).hexdigest(),
         lines=tuple(sorted(doc.lines.items())),
     )
-    return ParseResult(item, (), tuple(required))
+    return ParseResult(item, (), values["files"])
 
 
 def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> ParseResult:
     """Find each referenced file on disk: next to the item first, then from content/'s root."""
     item = result.item
-    if item is None or not result.required_files:
+    if not result.required_files:
         return result
     found: dict[str, str] = {}
-    problems = []
+    problems = list(result.problems)
+    source = item.source if item is not None else result.problems[0].path
     real = content_dir.resolve()
-    for key, candidate, raw in result.required_files:
+    for key, candidate, raw, line in result.required_files:
         options = [candidate]
         rooted = posixpath.normpath(raw.lstrip("/"))
         if not raw.startswith("/") and not rooted.startswith("..") and rooted not in options:
@@ -199,12 +194,10 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
         if hit is not None:
             why = _refusal(content_dir, real, hit)
         if why is not None:
-            problems.append(
-                Problem(item.source, item.line_of(key), f"'{key}': bestand {raw!r} {why}")
-            )
+            problems.append(Problem(source, line, f"'{key}': bestand {raw!r} {why}"))
         else:
             found[key] = hit
-    if problems:
+    if problems or item is None:
         return ParseResult(None, tuple(problems))
 
     image = asset_url(base_url, found["image"]) if "image" in found else item.image

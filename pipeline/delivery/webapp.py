@@ -34,7 +34,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,7 +62,7 @@ from pipeline.delivery.subscribers import (
     parse_tracks,
     track_set,
 )
-from pipeline.render import templates
+from pipeline.render import message, templates
 from pipeline.render.message import POLICY, unsubscribe_base
 from pipeline.render.site import Site
 from pipeline.state import StateStore
@@ -251,7 +251,9 @@ class App:
         msg["To"] = to
         msg["Subject"] = f"Bevestig je aanmelding voor de nieuwsbrief van {config.site.title}"
         msg["Date"] = format_datetime(datetime.now(config.site.tz).replace(microsecond=0))
-        msg["Message-ID"] = make_msgid("aanmelding", domain=nl.message_id_domain)
+        # Formed as every mail of the project is, on the resolved message_id_domain (base_url's
+        # host by default): make_msgid(domain="") gave an invalid <…@>.
+        msg["Message-ID"] = message.message_id(config, "aanmelding", secrets.token_hex(12))
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(text, charset="utf-8", cte="quoted-printable")
         address = ascii_address(to)
