@@ -24,8 +24,14 @@ def private_dir(path: Path) -> None:
 
 
 def private_file(path: Path) -> None:
-    """Make sure `path` exists with mode 0600 before anything is written into it."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    """Make sure `path` exists with mode 0600 before anything is written into it.
+
+    An existing file is never opened here: closing any descriptor of an SQLite database
+    drops every POSIX lock this process holds on it, those of its open connections too
+    (the `run` service keeps one for its job store while it opens the state store)."""
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
     tighten(path, FILE_MODE)
 
 
