@@ -85,6 +85,8 @@ def build(root: Path, now: datetime) -> None:
         report = run_build(root, now)
     for problem in report.problems:
         click.echo(str(problem))
+    for warning in report.warnings:
+        click.echo(f"waarschuwing: {warning}", err=True)
     click.echo(report.summary())
     sys.exit(1 if report.problems else 0)
 

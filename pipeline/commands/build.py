@@ -9,7 +9,6 @@ record items and outputs in the state store in one transaction.
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,15 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Config, file_problems, load_config
-from pipeline.content import confine
-from pipeline.content.reader import ContentFiles, asset_url, read_content, scan_content
+from pipeline.content.reader import ContentFiles, read_content, scan_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.fingerprints import code_fingerprint
 from pipeline.outbox import Outbox, digest
-from pipeline.publish import Entry, Publication, decide
-from pipeline.render import calendar, feeds, templates
-from pipeline.render.newsletter import web_path
-from pipeline.render.site import IssueLink, Output, Site, key_of, upcoming_events
+from pipeline.publish import Publication, decide
+from pipeline.render import templates
+from pipeline.render.newsletter import IssueLink, web_path
+from pipeline.render.output import Output, key_of
+from pipeline.render.outputs import all_outputs
 from pipeline.state import BuildLock, IssueStore, StateStore
 from pipeline.workers import Forked, cpu_count, long_lived, pool
 
@@ -42,123 +41,30 @@ class BuildReport:
     seconds: float = 0.0
     social: str = ""
     skipped: bool = False
+    # What the build got round (a [podcast] image that is missing: the feed goes without):
+    # shown, but neither a failed build nor a reason to build again.
+    warnings: tuple[Problem, ...] = ()
 
     def summary(self) -> str:
         p = self.publication
+        warned = ""
+        if self.warnings:
+            n = len(self.warnings)
+            warned = f"; {n} waarschuwing{'' if n == 1 else 'en'}"
         if self.skipped:
-            return f"niets veranderd sinds de vorige build; niets geschreven; {self.seconds:.2f} s"
+            return (
+                f"niets veranderd sinds de vorige build; niets geschreven{warned}; "
+                f"{self.seconds:.2f} s"
+            )
         social = f"; {self.social}" if self.social else ""
         moved = f", {len(p.moved)} verplaatst" if p.moved else ""
         return (
             f"{len(p.entries)} berichten online ({len(p.new)} nieuw, {len(p.changed)} gewijzigd, "
             f"{len(p.withdrawn)} ingetrokken{moved}, {len(p.kept)} vorige versie behouden); "
             f"{len(self.written)} bestanden geschreven, {len(self.removed)} verwijderd, "
-            f"{self.unchanged} ongewijzigd{social}; {len(self.problems)} fouten; {self.seconds:.2f} s"
+            f"{self.unchanged} ongewijzigd{social}; {len(self.problems)} fouten{warned}; "
+            f"{self.seconds:.2f} s"
         )
-
-
-def feed_outputs(
-    config: Config, entries: tuple[Entry, ...], fp: str, now: datetime
-) -> list[Output]:
-    site = config.site
-    length = config.feeds.length
-    specs = [(feeds.FeedSpec("", site.title, site.description, site.base_url), entries)]
-    for track in config.tracks.values():
-        specs.append(
-            (
-                feeds.FeedSpec(
-                    f"{track.id}/",
-                    f"{site.title}: {track.label}",
-                    track.description,
-                    site.base_url + f"trajecten/{track.id}/",
-                ),
-                tuple(e for e in entries if e.item.track == track.id),
-            )
-        )
-    out: list[Output] = []
-    for spec, selected in specs:
-        chosen = selected[:length]
-        keys = [e.key for e in chosen]
-        for name, writer in (
-            ("rss.xml", feeds.rss),
-            ("atom.xml", feeds.atom),
-            ("feed.json", feeds.json_feed),
-        ):
-            out.append(
-                Output(
-                    f"site/feeds/{spec.folder}{name}",
-                    key_of(fp, "feed", spec, name, keys),
-                    lambda w=writer, s=spec, c=chosen: w(config, s, c),
-                    3,
-                )
-            )
-    image = podcast_image_url(config)
-    episodes = [e for e in entries if e.item.audio is not None]
-    out.append(
-        Output(
-            "site/feeds/podcast.xml",
-            key_of(
-                fp,
-                "podcast",
-                image,
-                [e.key for e in episodes],
-            ),
-            lambda: feeds.podcast(config, entries, image),
-            3,
-        )
-    )
-    upcoming = upcoming_events(entries, now)
-    out.append(
-        Output(
-            "site/agenda.ics",
-            key_of(fp, "agenda", [e.key for e in upcoming]),
-            lambda: calendar.agenda(config, upcoming),
-            3,
-        )
-    )
-    for entry in entries:
-        if entry.item.event is not None:
-            out.append(
-                Output(
-                    f"site/{entry.path}evenement.ics",
-                    key_of(fp, "ics", entry.key),
-                    lambda e=entry: calendar.single(config, e),
-                    1,
-                )
-            )
-    return out
-
-
-def podcast_image_url(config: Config) -> str | None:
-    image = config.podcast.image
-    if not image or (
-        ("://" not in image) and not (config.content_dir / image.lstrip("/")).is_file()
-    ):
-        return None
-    if "://" in image:
-        return image
-    return asset_url(config.site.base_url, image.lstrip("/"))
-
-
-def podcast_image_output(config: Config) -> list[Output]:
-    image = config.podcast.image
-    if not image or "://" in image:
-        return []
-    rel = image.lstrip("/")
-    source = config.content_dir / rel
-    if confine.inside(source, config.content_dir.resolve()) is None:
-        return []  # missing, or a link out of content/ (a problem of scan_content)
-    st = source.stat()
-    return [
-        Output(
-            f"site/bestanden/{rel}",
-            key_of("asset", rel, st.st_size, st.st_mtime_ns),
-            functools.partial(
-                confine.read_confined, config.content_dir, rel, f"content/{rel}", "content/"
-            ),
-            0,
-        )
-    ]
 
 
 def site_fingerprint(config: Config, dirs: list[Path]) -> str:
@@ -192,7 +98,9 @@ def build(
             inputs = _inputs_fingerprint(fp, files, IssueStore(state).summaries())
             meta = state.build_meta()
             if _nothing_to_do(config, meta, inputs, now):
-                report = BuildReport(Publication(entries=()), (), skipped=True)
+                report = BuildReport(
+                    Publication(entries=()), (), skipped=True, warnings=(*file_problems(config),)
+                )
                 report.seconds = time.perf_counter() - started_wall
                 return report
         from pipeline.social.compose import override_problems
@@ -209,29 +117,20 @@ def build(
             issues = issue_links(config, state)
             # Temp files of a killed run go first, those of a failing build with it.
             outbox = cleanup.enter_context(Outbox(config.outbox_dir).session(state_path))
-            site = Site(
-                config,
-                lambda: templates.environment(dirs, config.site.tz),
-                dirs,
-                publication.entries,
-                now,
-                fp,
-                issues,
-                publication.redirects,
-            )
             previous = state.outputs()
-            site.previous_keys = {path: key for path, (key, _) in previous.items()}
-            outputs = site.outputs() + feed_outputs(config, publication.entries, fp, now)
-            outputs += [
-                o for o in podcast_image_output(config) if o.path not in {x.path for x in outputs}
-            ]
+            outputs = all_outputs(
+                config,
+                publication,
+                now,
+                template_dirs=dirs,
+                fp=fp,
+                issues=issues,
+                previous_keys={path: key for path, (key, _) in previous.items()},
+            )
             report = BuildReport(
                 publication,
-                (
-                    *file_problems(config),
-                    *override_problems(config, content.items),
-                    *content.problems,
-                ),
+                (*override_problems(config, content.items), *content.problems),
+                warnings=(*file_problems(config),),
             )
             changed = _write(config, outbox, outputs, previous, report, progress)
             # Write-ahead: the store learns of every new path before it appears in the outbox,
@@ -249,7 +148,7 @@ def build(
             report.removed = [p for p in stale if outbox.exists(p)]
             outbox.remove(stale)
             # The rendering's data is done with: not to be carried into the social workers.
-            del outputs, site, previous, produced
+            del outputs, previous, produced
             # Social drafts for the live entries; comms edits are never overwritten.
             # Its answer is the few folders that differ: it has long been sent and the
             # process gone, unless the disk was slow; then it had the whole render to finish.

@@ -27,7 +27,7 @@ from pipeline.render.newsletter import (
     view_of,
     web_path,
 )
-from pipeline.render.site import Site
+from pipeline.render.outputs import newsletter_archive
 from pipeline.state import BuildLock, IssueRecord, IssueStore, ItemRecord, StateStore
 
 
@@ -143,17 +143,15 @@ def refresh_archive(config: Config, state: StateStore, outbox: Outbox, now: date
     from pipeline.commands.build import issue_links, site_fingerprint
 
     dirs = templates.template_dirs(config.templates_dir)
-    site = Site(
+    archive = newsletter_archive(
         config,
-        lambda: templates.environment(dirs, config.site.tz),
-        dirs,
-        (),
         now,
-        site_fingerprint(config, dirs),
-        issue_links(config, state),
+        template_dirs=dirs,
+        fp=site_fingerprint(config, dirs),
+        issues=issue_links(config, state),
     )
     changed = {}
-    for out in site.newsletter_outputs():
+    for out in archive:
         data = out.produce()
         outbox.stage(out.path, data)
         changed[out.path] = (out.key, digest(data))

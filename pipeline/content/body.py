@@ -7,7 +7,6 @@ triple the time per document.
 
 from __future__ import annotations
 
-import html as htmllib
 import posixpath
 import re
 import xml.etree.ElementTree as ET
@@ -20,6 +19,7 @@ from markdown.treeprocessors import Treeprocessor
 
 from pipeline.content.fields import CONTROL_CHARACTERS
 from pipeline.content.model import ASSET_PREFIX
+from pipeline.content.plaintext import html_to_text
 
 # A body larger than this is refused (a report belongs in an attachment): it would be
 # copied into every feed and newsletter it appears in, and lxml refuses a text node of 10 MB.
@@ -54,7 +54,6 @@ _ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
 }
 _URL_ATTRIBUTES = {("a", "href"), ("img", "src"), ("blockquote", "cite")}
 _HEADING = re.compile(r"^h([1-6])$")
-_BLANKS = re.compile(r"\n{3,}")
 _IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)")
 
 
@@ -163,8 +162,3 @@ def render_html(body: str, base_url: str, item_dir: str) -> str:
     html = CONTROL_CHARACTERS.sub("", html)
     # An <img> without alt fails WCAG; nh3's output is normalised, so a pattern is safe here.
     return _IMG_WITHOUT_ALT.sub('<img alt=""', html)
-
-
-def html_to_text(html: str) -> str:
-    text = htmllib.unescape(nh3.clean(html, tags=set()))
-    return _BLANKS.sub("\n\n", text).strip()

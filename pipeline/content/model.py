@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from pipeline.content.plaintext import html_to_text
+
 KINDS: tuple[str, ...] = ("finding", "progress", "event", "podcast", "publication", "news")
 
 # Dutch labels shown to readers.
@@ -99,8 +101,6 @@ class Item:
     @functools.cached_property
     def text(self) -> str:
         """Plain text of the body, derived when needed (not cached on disk: halves the cache)."""
-        from pipeline.content.body import html_to_text
-
         return html_to_text(self.html)
 
     @property

@@ -1,4 +1,5 @@
-"""iCalendar output: the agenda of upcoming events and one file per event.
+"""iCalendar output: the agenda of upcoming events and one file per event, and their
+place in the table of outputs.
 
 UIDs are the permanent entry ids, so a calendar app updates an event instead of adding a
 copy; DTSTAMP comes from the entry's last update, never from the build's clock.
@@ -7,11 +8,12 @@ copy; DTSTAMP comes from the entry's last update, never from the build's clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pipeline.config import Config
 from pipeline.publish import Entry
+from pipeline.render.output import Output, key_of
 
 if TYPE_CHECKING:
     from icalendar import Calendar
@@ -69,3 +71,37 @@ def agenda(config: Config, upcoming: Sequence[Entry]) -> bytes:
 
 def single(config: Config, entry: Entry) -> bytes:
     return _calendar(config, entry.item.title, [entry]).to_ical()
+
+
+def upcoming_events(entries: Sequence[Entry], now: datetime) -> list[Entry]:
+    """Events that have not ended yet, soonest first (the agenda, and the home page's)."""
+    events = [
+        e
+        for e in entries
+        if e.item.event is not None and (e.item.event.end or e.item.event.start) >= now
+    ]
+    return sorted(events, key=lambda e: (e.item.event.start, e.id))  # type: ignore[union-attr]
+
+
+def outputs(config: Config, entries: Sequence[Entry], fp: str, now: datetime) -> list[Output]:
+    """The agenda and one .ics per event."""
+    upcoming = upcoming_events(entries, now)
+    out = [
+        Output(
+            "site/agenda.ics",
+            key_of(fp, "agenda", [e.key for e in upcoming]),
+            lambda: agenda(config, upcoming),
+            3,
+        )
+    ]
+    for entry in entries:
+        if entry.item.event is not None:
+            out.append(
+                Output(
+                    f"site/{entry.path}evenement.ics",
+                    key_of(fp, "ics", entry.key),
+                    lambda e=entry: single(config, e),
+                    1,
+                )
+            )
+    return out

@@ -1,4 +1,5 @@
-"""RSS 2.0, Atom 1.0, JSON Feed 1.1 and the podcast feed, from entries only (never the clock).
+"""RSS 2.0, Atom 1.0, JSON Feed 1.1 and the podcast feed, from entries only (never the clock),
+and their place in the table of outputs.
 
 feedgen 1.0 pitfalls handled here: `updated`/`lastBuildDate` are set from content (it
 would use now), entries are appended in our order (it prepends by default), and every
@@ -7,6 +8,7 @@ datetime is aware. JSON Feed is not in feedgen and is written directly.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,8 +17,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipeline.config import Config
+from pipeline.content import confine
+from pipeline.content.reader import asset_url
 from pipeline.publish import Entry
-from pipeline.render.site import IssueLink
+from pipeline.render.newsletter import IssueLink
+from pipeline.render.output import Output, key_of
 
 if TYPE_CHECKING:
     from feedgen.feed import FeedGenerator
@@ -33,6 +38,93 @@ class FeedSpec:
     title: str
     description: str
     home: str  # absolute URL of the matching site page
+
+
+def outputs(config: Config, entries: Sequence[Entry], fp: str) -> list[Output]:
+    """RSS, Atom and JSON Feed of all items and of each track, and the podcast feed."""
+    site = config.site
+    specs = [(FeedSpec("", site.title, site.description, site.base_url), entries)]
+    for track in config.tracks.values():
+        specs.append(
+            (
+                FeedSpec(
+                    f"{track.id}/",
+                    f"{site.title}: {track.label}",
+                    track.description,
+                    site.base_url + f"trajecten/{track.id}/",
+                ),
+                tuple(e for e in entries if e.item.track == track.id),
+            )
+        )
+    out: list[Output] = []
+    for spec, selected in specs:
+        chosen = selected[: config.feeds.length]
+        keys = [e.key for e in chosen]
+        for name, writer in (("rss.xml", rss), ("atom.xml", atom), ("feed.json", json_feed)):
+            out.append(
+                Output(
+                    f"site/feeds/{spec.folder}{name}",
+                    key_of(fp, "feed", spec, name, keys),
+                    lambda w=writer, s=spec, c=chosen: w(config, s, c),
+                    3,
+                )
+            )
+    image = podcast_image_url(config)
+    episodes = [e.key for e in entries if e.item.audio is not None]
+    out.append(
+        Output(
+            "site/feeds/podcast.xml",
+            key_of(fp, "podcast", image, episodes),
+            lambda: podcast(config, entries, image),
+            3,
+        )
+    )
+    return out
+
+
+def podcast_image_url(config: Config) -> str | None:
+    """The podcast's cover as a URL; None when it names a file missing from content/ (the
+    build warns and makes the feed without it)."""
+    image = config.podcast.image
+    if not image:
+        return None
+    if "://" in image:
+        return image
+    if not (config.content_dir / image.lstrip("/")).is_file():
+        return None
+    return asset_url(config.site.base_url, image.lstrip("/"))
+
+
+def podcast_image_output(config: Config) -> list[Output]:
+    """The podcast's cover when it is a file under content/, published as an asset."""
+    image = config.podcast.image
+    if not image or "://" in image:
+        return []
+    rel = image.lstrip("/")
+    source = config.content_dir / rel
+    if confine.inside(source, config.content_dir.resolve()) is None:
+        return []  # missing, or a link out of content/ (a problem of scan_content)
+    st = source.stat()
+    return [
+        Output(
+            f"site/bestanden/{rel}",
+            key_of("asset", rel, st.st_size, st.st_mtime_ns),
+            functools.partial(
+                confine.read_confined, config.content_dir, rel, f"content/{rel}", "content/"
+            ),
+            0,
+        )
+    ]
+
+
+def issues_output(config: Config, fp: str, issues: Sequence[IssueLink]) -> Output:
+    """The feed of newsletter issues; its key is that of the archive page it goes with."""
+    return Output(
+        "site/nieuwsbrief/rss.xml",
+        key_of(fp, "issues", list(issues)),
+        lambda: issues_rss(config, issues),
+        3,
+    )
 
 
 def _updated(entries: Sequence[Entry], fallback: datetime) -> datetime:

@@ -155,6 +155,16 @@ def web_path(number: int) -> str:
     return f"nieuwsbrief/{number}/"
 
 
+@dataclass(frozen=True)
+class IssueLink:
+    """A newsletter issue in the web archive: its page (site.py) and feed (feeds.py)."""
+
+    number: int
+    subject: str
+    created_at: datetime
+    path: str  # web_path(number)
+
+
 def _entry(config: Config, item: Item) -> Entry:
     path = item_path(item.id)
     published = item.published_at.astimezone(config.site.tz)

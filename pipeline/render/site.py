@@ -1,7 +1,8 @@
 """The static web archive: which pages exist, their keys, and how each is rendered.
 
 Every output carries a key made of everything it depends on; the build renders only
-outputs whose key changed, so a one-item edit re-renders a handful of pages.
+outputs whose key changed, so a one-item edit re-renders a handful of pages. The feeds and
+calendars list their own outputs (feeds.py, calendar.py); outputs.py puts them together.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape as _escape_html
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.config import Config
@@ -23,6 +24,9 @@ from pipeline.content.confine import inside, read_confined
 from pipeline.content.model import KIND_LABELS, KINDS
 from pipeline.publish import Entry
 from pipeline.render import templates
+from pipeline.render.calendar import upcoming_events
+from pipeline.render.newsletter import IssueLink
+from pipeline.render.output import Output, key_of
 
 if TYPE_CHECKING:
     import jinja2
@@ -40,25 +44,6 @@ KIND_PATHS: dict[str, tuple[str, str]] = {
 assert set(KIND_PATHS) == set(KINDS) == set(KIND_LABELS)
 
 
-class Output(NamedTuple):  # a tuple: a build makes one per file, 6,000 and more
-    """One file of the outbox: where it goes, what it depends on, how to make it."""
-
-    path: str  # relative to outbox/
-    key: str
-    produce: Callable[[], bytes]
-    stage: int = 1  # commit order: assets and pages before the listings and feeds that link them
-
-
-@dataclass(frozen=True)
-class IssueLink:
-    """A newsletter issue in the archive (filled by the newsletter feature)."""
-
-    number: int
-    subject: str
-    created_at: datetime
-    path: str
-
-
 @dataclass(frozen=True)
 class Page:
     number: int
@@ -71,14 +56,6 @@ class Page:
 def escape(text: str) -> str:
     """&, < and > for XML text (xml.sax.saxutils would import urllib and ssl: 15 ms a run)."""
     return _escape_html(text, quote=False)
-
-
-def key_of(*parts: object) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(repr(part).encode())
-        h.update(b"\x1f")
-    return h.hexdigest()
 
 
 REDIRECT_VERSION = 1
@@ -106,16 +83,6 @@ def redirect_page(site_title: str, target: str) -> bytes:
 
 def entry_key(entry: Entry) -> str:
     return entry.key
-
-
-def upcoming_events(entries: Sequence[Entry], now: datetime) -> list[Entry]:
-    """Events that have not ended yet, soonest first."""
-    events = [
-        e
-        for e in entries
-        if e.item.event is not None and (e.item.event.end or e.item.event.start) >= now
-    ]
-    return sorted(events, key=lambda e: (e.item.event.start, e.id))  # type: ignore[union-attr]
 
 
 class Site:
@@ -386,36 +353,27 @@ class Site:
             out += self._paged(kind["path"], entries, kind["plural"], "")
         return out
 
-    def newsletter_outputs(self) -> list[Output]:
-        """The newsletter archive and its feed of issues (also refreshed by `compile`)."""
-        key = key_of(self.fp, "issues", list(self.issues))
-
-        def feed() -> bytes:
-            from pipeline.render.feeds import issues_rss
-
-            return issues_rss(self.config, self.issues)
-
-        return [
-            Output(
-                "site/nieuwsbrief/index.html",
-                key,
-                lambda: self.render(
-                    "site/newsletters.html",
-                    "nieuwsbrief/",
-                    issues=self.issues,
-                    page_title=f"Nieuwsbrief | {self.config.site.title}",
-                ),
-                2,
+    def newsletter_archive(self) -> Output:
+        """The page of newsletter issues (its feed is feeds.issues_output; `compile` refreshes
+        both through outputs.newsletter_archive)."""
+        return Output(
+            "site/nieuwsbrief/index.html",
+            key_of(self.fp, "issues", list(self.issues)),
+            lambda: self.render(
+                "site/newsletters.html",
+                "nieuwsbrief/",
+                issues=self.issues,
+                page_title=f"Nieuwsbrief | {self.config.site.title}",
             ),
-            Output("site/nieuwsbrief/rss.xml", key, feed, 3),
-        ]
+            2,
+        )
 
     def _fixed_pages(self) -> list[Output]:
         latest = list(self.entries[:HOME_SIZE])
         events = upcoming_events(self.entries, self.now)
         home_key = key_of(self.fp, "home", [entry_key(e) for e in latest + events])
         return [
-            *self.newsletter_outputs(),
+            self.newsletter_archive(),
             Output(
                 "site/index.html",
                 home_key,
