@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import contextlib
 import json
 import os
 import pickle
@@ -16,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import REPO, VALID, Project
+from pipeline.outbox import TEMP_PREFIX
 from pipeline.schedule import cron_trigger
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -162,15 +165,25 @@ def test_restart_keeps_jobs_and_runs_a_missed_newsletter_once(project: Project) 
     project.write(
         "wrb/later.md", VALID.replace("kind: news", "kind: news\npublish_at: 2030-01-01T09:00")
     )
+    state = project.root / ".krimppost/state.sqlite"
+
+    def persisted() -> dict[str, float]:
+        with contextlib.closing(sqlite3.connect(state)) as db:
+            try:
+                return dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs"))
+            except sqlite3.OperationalError:
+                return {}
+
     service = start_service(project)
     try:
         wait_for(lambda: in_feed(project, "wrb-a"), 30)
+        # After the build, the one-off build at the next change the build decided (the
+        # embargo of 2030-01-01 09:00 CET plus a second).
+        wait_for(lambda: persisted().get("volgende-wijziging") == 1893484801, 30)
     finally:
         assert stop(service)[0] == 0
-    state = project.root / ".krimppost/state.sqlite"
+    assert {"build", "nieuwsbrief", "volgende-wijziging"} <= set(persisted())
     db = sqlite3.connect(state)
-    jobs = dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchall())
-    assert {"build", "nieuwsbrief", "embargo-1893484800"} <= set(jobs)
     # While the service is down, the newsletter slot passes: move the persisted slot (the
     # column APScheduler queries and the pickled job state it restores) a minute into the past.
     (blob,) = db.execute(
@@ -201,29 +214,72 @@ def test_restart_keeps_jobs_and_runs_a_missed_newsletter_once(project: Project) 
     assert next_run > time.time()
     assert (
         db.execute(
-            "SELECT COUNT(*) FROM apscheduler_jobs WHERE id = 'embargo-1893484800'"
+            "SELECT COUNT(*) FROM apscheduler_jobs WHERE id = 'volgende-wijziging'"
         ).fetchone()[0]
         == 1
     )
 
 
-def test_sigterm_during_a_build_leaves_a_consistent_outbox(project: Project) -> None:
+def build_under_way(project: Project) -> bool:
+    """Whether a process holds the project's build lock, the one every build takes, in
+    whichever process it runs: probed with a non-blocking lock of our own, let go at once."""
+    try:
+        fd = os.open(project.root / ".krimppost" / "state.sqlite.build.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_sigterm_during_a_build_lets_it_finish(project: Project) -> None:
     configure(project, newsletter="")
     for n in range(150):
         project.write(f"wrb/item-{n:03d}.md", VALID + "Tekst over krimp. " * 200)
-    service = start_service(project)
-    time.sleep(2.5)  # the first build is under way
-    code, _ = stop(service)
-    assert code == 0
-    for path in (project.root / "outbox").rglob("*"):
-        assert not path.name.startswith(".krimppost-tmp-"), path
-        if path.suffix == ".html":
-            assert path.read_text().rstrip().endswith("</html>"), path
-    # The build either finished or never started writing: a next build completes it.
+    # Its own process group: SIGTERM goes to every process of the service, as systemctl
+    # stop (KillMode=control-group, the unit's default) and Ctrl-C do, so a build that runs
+    # in a child process of the service must survive the signal too.
+    service = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "--root", str(project.root)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: build_under_way(project), 120, step=0.01)  # the first build began
+        os.killpg(service.pid, signal.SIGTERM)
+        _, err = service.communicate(timeout=120)
+    finally:
+        if service.poll() is None:
+            os.killpg(service.pid, signal.SIGKILL)
+            service.wait()
+    assert service.returncode == 0, err
+    # The signal landed during that build, and the build ran to its end before the service
+    # stopped: its result line comes after the stop line.
+    events = [line.split()[0] for line in err.splitlines() if line.startswith(("event=", "job="))]
+    assert events[-3:] == ["event=stop", "job=build", "event=gestopt"], err
+    assert events.count("job=build") == 1, err
+    (result,) = [line for line in err.splitlines() if line.startswith("job=build ")]
+    assert " result=ok " in result and " nieuw=150 " in result, result
+    # What it wrote is whole and complete, and recorded as done: the next build has nothing to do.
+    from test_crash import assert_whole
+
+    assert not [p for p in (project.root / "outbox").rglob(f"{TEMP_PREFIX}*")]
+    assert_whole(project.root)
+    pages = project.root.glob("outbox/site/berichten/wrb-item-*/index.html")
+    assert len(list(pages)) == 150
+    assert in_feed(project, "wrb-item-149")
     from conftest import build_at
 
-    assert build_at(project).problems == ()
-    assert in_feed(project, "wrb-item-149")
+    assert build_at(project, datetime.now(UTC).isoformat()).skipped
 
 
 @pytest.mark.parametrize("expression", ["0 10 * *", "61 10 * * *", "0 10 * * dinsdag"])

@@ -9,8 +9,10 @@ Which pages are checked is the list `TARGETS` below. To check a new page, add a
 not exist yet are listed with `todo=` and are skipped with that reason.
 
 Needs Debian's `chromium` (`/usr/bin/chromium`, or `$KRIMPPOST_CHROMIUM`) and axe-core
-from npm (`npm ci --prefix tests/browser`); `.ci/run` installs both. Without them the
-layer is skipped locally and fails in CI (`$CI` set).
+from npm (`npm ci --prefix tests/browser`); `bin/test` (the README's test command, which
+`.ci/run` runs) installs both. Without them the layer is skipped in a bare `pytest` run, and
+fails where it is required: under `bin/test` (`KRIMPPOST_REQUIRE_BROWSER=1`) and in CI
+(`CI` set), so a broken setup cannot pass with the layer silently skipped.
 """
 
 from __future__ import annotations
@@ -185,10 +187,18 @@ def missing_tools() -> str:
     return "; ".join(problems)
 
 
+def required() -> bool:
+    """Whether a missing browser is an error here rather than a reason to skip."""
+    return any(
+        os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+        for name in ("KRIMPPOST_REQUIRE_BROWSER", "CI")
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = missing_tools()
-    if not missing or os.environ.get("CI"):
-        return  # in CI a missing browser fails in the `browser` fixture instead
+    if not missing or required():
+        return  # where required, a missing browser fails in the `browser` fixture instead
     skip = pytest.mark.skip(reason=f"browser layer skipped: {missing}")
     for item in items:
         if item.get_closest_marker("browser"):
@@ -351,8 +361,8 @@ def origins(
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the whole session."""
     missing = missing_tools()
-    if missing:  # only reached in CI: elsewhere the tests were skipped at collection
-        pytest.fail(f"browser layer cannot run in CI: {missing}", pytrace=False)
+    if missing:  # only reached where required: elsewhere the tests were skipped at collection
+        pytest.fail(f"browser layer required but cannot run: {missing}", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
