@@ -491,25 +491,6 @@ class IssueStore:
             )
         ]
 
-    def send_progress(self) -> dict[int, dict[str, int]]:
-        """Recipients per delivery status of every issue whose send has begun.
-
-        A send has begun once a `send_runs` row exists (written with the delivery rows); it
-        is finished when no recipient is left in WAITING (outcomes: pipeline.delivery.sender).
-        """
-        progress: dict[int, dict[str, int]] = {
-            n: {} for (n,) in self.db.execute("SELECT DISTINCT issue FROM send_runs")
-        }
-        for issue, status, count in self.db.execute(
-            "SELECT issue, status, COUNT(*) FROM deliveries GROUP BY issue, status"
-        ):
-            progress.setdefault(issue, {})[status] = count
-        return progress
-
-
-# Delivery statuses that are no outcome yet: the recipient still has to get the issue.
-WAITING = ("pending", "deferred", "sending")
-
 
 class FileLock:
     """An advisory lock file beside the state store: one holder per lock at a time.

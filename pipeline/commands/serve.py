@@ -22,7 +22,7 @@ def serve(root: Path, host: str, port: int) -> None:
     """Start de web-app: voorbeeld van outbox/site/, afmelden met één klik en aanmelden met bevestiging."""
     import uvicorn
 
-    from pipeline.delivery.sender import smtp_problems
+    from pipeline.delivery.smtp import smtp_problems
     from pipeline.delivery.webapp import create_app
 
     app = create_app(root)

@@ -10,10 +10,11 @@ from typing import Any
 from pipeline.config import load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import read_content
+from pipeline.delivery.log import DeliveryLog, unfinished
 from pipeline.delivery.subscribers import STATUS_LABELS as SUBSCRIBER_LABELS
 from pipeline.errors import Problem
 from pipeline.schedule import RunLog, ServiceLock, ServicePaths, next_runs
-from pipeline.state import WAITING, IssueStore, StateStore
+from pipeline.state import IssueStore, StateStore
 
 
 @dataclass
@@ -116,15 +117,13 @@ def status(root: Path, now: datetime) -> Status:
     if state_path.exists():
         with StateStore(state_path) as state:
             issues = IssueStore(state)
-            progress = _send_progress(issues)
+            progress = _send_progress(state)
             result.auto_send = config.schedule.auto_send
             result.unsent_issues = [
                 (n, subject) for n, subject, _ in issues.summaries() if n not in progress
             ]
             result.unfinished_sends = [
-                (n, counts)
-                for n, counts in sorted(progress.items())
-                if any(counts.get(s) for s in WAITING)
+                (n, counts) for n, counts in sorted(progress.items()) if unfinished(counts)
             ]
             result.uncertain = [
                 (n, counts["uncertain"])
@@ -155,9 +154,9 @@ def _drafts_waiting(config: Any) -> list[str]:
     return [f"{v.draft.id} ({v.status_label})" for v in views]
 
 
-def _send_progress(issues: IssueStore) -> dict[int, dict[str, int]]:
+def _send_progress(state: StateStore) -> dict[int, dict[str, int]]:
     try:
-        return issues.send_progress()
+        return DeliveryLog(state.db).progress()
     except Exception:
         return {}
 
