@@ -21,7 +21,9 @@ the fixed length of every link.
 from __future__ import annotations
 
 import functools
+import sys
 import unicodedata
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +68,18 @@ def grapheme_length(text: str) -> int:
 
 
 def preload() -> None:
-    """Import twitter-text now (0.3 s), e.g. before forking workers that all count."""
-    from twitter_text import parse_tweet  # noqa: F401
-    from twitter_text.extract_urls import extract_urls_with_indices  # noqa: F401
+    """Import twitter-text now (0.3 s), e.g. before forking workers that all count; every
+    function here that uses it calls this first.
+
+    twitter-text-parser 3 imports `pkg_resources`, which setuptools marks deprecated: a
+    warning about the library's packaging, nothing a user of krimppost can act on, so it is
+    silenced for that one import (and only once per process)."""
+    if "twitter_text.extract_urls" in sys.modules:
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "pkg_resources is deprecated", DeprecationWarning)
+        import twitter_text
+        import twitter_text.extract_urls  # noqa: F401
 
 
 def utf16_length(text: str) -> int:
@@ -78,6 +89,7 @@ def utf16_length(text: str) -> int:
 def _x_options() -> dict[str, Any]:
     # twitter-text is imported when first needed: compiling its emoji pattern takes 0.6 s,
     # more than a whole one-item rebuild may.
+    preload()
     from twitter_text.config import config
 
     return dict(config["defaults"])
@@ -109,6 +121,7 @@ def _word_urls(word: str, bare_domains: bool) -> tuple[tuple[int, int], ...]:
 
 
 def _text_urls(text: str, bare_domains: bool) -> list[tuple[int, int]]:
+    preload()
     from twitter_text.extract_urls import extract_urls_with_indices
 
     return [
@@ -173,6 +186,7 @@ def x_length(text: str, url_weight: int = 23) -> int:
 
 def twitter_text_length(text: str, url_weight: int = 23) -> int:
     """twitter-text v3 weighted length straight from twitter-text-parser (slow on long text)."""
+    preload()
     from twitter_text import parse_tweet
     from twitter_text.get_character_weight import get_character_weight
 
