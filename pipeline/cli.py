@@ -71,18 +71,7 @@ def build(root: Path, now: datetime) -> None:
     """Bouw de site, de feeds en de agenda in outbox/ (alleen wat veranderd is)."""
     from pipeline.commands.build import build as run_build
 
-    if sys.stderr.isatty():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task("bouwen", total=None)
-            report = run_build(
-                root,
-                now,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    else:
-        report = run_build(root, now)
+    report = run_build(root, now)
     for problem in report.problems:
         click.echo(str(problem))
     for warning in report.warnings:
@@ -119,8 +108,9 @@ def newsletter_compile(root: Path, now: datetime) -> None:
 @_reports_errors
 def run(root: Path) -> None:
     """Start de planner: builds bij wijzigingen en embargo's, de nieuwsbrief op schema."""
+    from pipeline.commands.run import Service
     from pipeline.config import load_config
-    from pipeline.schedule import Service, configure_logging
+    from pipeline.schedule import configure_logging
 
     configure_logging(load_config(root))
     Service(root).run_forever()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import posixpath
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +69,49 @@ class Publication:
     next_change: datetime = NEVER
 
 
+def online_entry(config: Config, item: Item, record: ItemRecord, last_good: bool = False) -> Entry:
+    """The entry of `item` under its store record: the record holds its identity and dates."""
+    path = item_path(item.id)
+    return Entry(
+        item=item,
+        entry_id=record.entry_id,
+        # Always in the site zone, whether fresh or read back from the store (UTC).
+        published=record.first_published.astimezone(config.site.tz),
+        updated=record.updated.astimezone(config.site.tz),
+        path=path,
+        url=config.site.base_url + path,
+        last_good=last_good,
+    )
+
+
+def entry_to_json(entry: Entry) -> str:
+    """An entry as a newsletter issue keeps it: the item, and the identity and dates its
+    feed entry has, so an issue and a feed never disagree on them."""
+    data = json.loads(item_to_json(entry.item))
+    data["entry"] = {
+        "id": entry.entry_id,
+        "published": entry.published.astimezone(UTC).isoformat(),
+        "updated": entry.updated.astimezone(UTC).isoformat(),
+    }
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def entry_from_json(config: Config, text: str) -> Entry:
+    """The entry `entry_to_json` kept; an issue made before it kept only the item, whose
+    own date stands in for the entry's."""
+    item = item_from_json(text)
+    kept = json.loads(text).get("entry") or {}
+    tz = config.site.tz
+    published = (
+        datetime.fromisoformat(kept["published"]) if "published" in kept else item.published_at
+    ).astimezone(tz)
+    updated = (
+        datetime.fromisoformat(kept["updated"]).astimezone(tz) if "updated" in kept else published
+    )
+    path = item_path(item.id)
+    return Entry(item, kept.get("id", ""), published, updated, path, config.site.base_url + path)
+
+
 def next_change(content: ContentSet, entries: tuple[Entry, ...], now: datetime) -> datetime:
     moments = [i.published_at for i in content.items if i.state(now) is ItemState.EMBARGOED]
     for entry in entries:
@@ -92,20 +136,10 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
     valid_ids = {item.id for item in content.items}
     entries: list[Entry] = []
     pub = Publication(entries=())
-    tz, base_url = config.site.tz, config.site.base_url
+    base_url = config.site.base_url
 
     def make_entry(item: Item, record: ItemRecord, last_good: bool = False) -> Entry:
-        path = item_path(item.id)
-        return Entry(
-            item=item,
-            entry_id=record.entry_id,
-            # Always in the site zone, whether fresh or read back from the store (UTC).
-            published=record.first_published.astimezone(tz),
-            updated=record.updated.astimezone(tz),
-            path=path,
-            url=base_url + path,
-            last_good=last_good,
-        )
+        return online_entry(config, item, record, last_good)
 
     aliases = state.aliases()
     published_ids = {i.id for i in content.items if i.state(now) is ItemState.PUBLISHED}

@@ -302,3 +302,19 @@ def test_compile_needs_the_newsletter_config(project: Project) -> None:
         compile_at(project)
     assert info.value.exit_code == 2
     assert "[newsletter] from_address ontbreekt" in str(info.value)
+
+
+def test_an_issue_and_the_feed_agree_on_an_items_date(project: Project) -> None:
+    """The issue takes its entries from the publication decision the feeds come from: an
+    item whose `date` was changed after it went online keeps its first publication date in
+    the feed, and so in the issue."""
+    project.write("wrb/een.md", item(1))  # date 2026-11-02
+    build_at(project, NOW)
+    project.write("wrb/een.md", item(1).replace("2026-11-02", "2026-11-20"))
+    report = compile_at(project)
+    feed = json.loads((project.root / "outbox/site/feeds/feed.json").read_text())
+    (entry,) = feed["items"]
+    assert entry["date_published"].startswith("2026-11-02")
+    text = (issue_files(project, report.number) / "message.txt").read_text()
+    assert "2 november 2026" in text
+    assert "20 november 2026" not in text

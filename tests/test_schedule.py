@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -164,15 +165,25 @@ def test_restart_keeps_jobs_and_runs_a_missed_newsletter_once(project: Project) 
     project.write(
         "wrb/later.md", VALID.replace("kind: news", "kind: news\npublish_at: 2030-01-01T09:00")
     )
+    state = project.root / ".krimppost/state.sqlite"
+
+    def persisted() -> dict[str, float]:
+        with contextlib.closing(sqlite3.connect(state)) as db:
+            try:
+                return dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs"))
+            except sqlite3.OperationalError:
+                return {}
+
     service = start_service(project)
     try:
         wait_for(lambda: in_feed(project, "wrb-a"), 30)
+        # After the build, the one-off build at the next change the build decided (the
+        # embargo of 2030-01-01 09:00 CET plus a second).
+        wait_for(lambda: persisted().get("volgende-wijziging") == 1893484801, 30)
     finally:
         assert stop(service)[0] == 0
-    state = project.root / ".krimppost/state.sqlite"
+    assert {"build", "nieuwsbrief", "volgende-wijziging"} <= set(persisted())
     db = sqlite3.connect(state)
-    jobs = dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchall())
-    assert {"build", "nieuwsbrief", "embargo-1893484800"} <= set(jobs)
     # While the service is down, the newsletter slot passes: move the persisted slot (the
     # column APScheduler queries and the pickled job state it restores) a minute into the past.
     (blob,) = db.execute(
@@ -203,7 +214,7 @@ def test_restart_keeps_jobs_and_runs_a_missed_newsletter_once(project: Project) 
     assert next_run > time.time()
     assert (
         db.execute(
-            "SELECT COUNT(*) FROM apscheduler_jobs WHERE id = 'embargo-1893484800'"
+            "SELECT COUNT(*) FROM apscheduler_jobs WHERE id = 'volgende-wijziging'"
         ).fetchone()[0]
         == 1
     )

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Config, ConfigError, load_config, newsletter_problems
-from pipeline.content.model import Item, item_from_json, item_to_json
+from pipeline.content.model import item_from_json
 from pipeline.content.reader import ContentSet, read_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.outbox import Outbox, digest
+from pipeline.publish import Entry, Publication, decide, entry_to_json, online_entry
 from pipeline.render import message, templates
 from pipeline.render.newsletter import (
     TOKEN_PLACEHOLDER,
@@ -163,26 +164,27 @@ def refresh_archive(config: Config, state: StateStore, outbox: Outbox, now: date
 
 
 def _on_site(
-    state: StateStore, records: dict[str, ItemRecord], published: list[Item]
-) -> tuple[list[Item], list[str]]:
-    """The published items as the last successful build put them on the site.
+    config: Config, state: StateStore, records: dict[str, ItemRecord], publication: Publication
+) -> tuple[list[Entry], list[str]]:
+    """The entries of the publication decision (the one the feeds come from) as the last
+    successful build put them on the site.
 
-    An issue links to item pages, so it takes only items that build recorded as online (the
-    store learns of them after their pages are committed: a failed or interrupted build
-    recorded nothing), in the version their page shows.
+    An issue links to item pages, so it takes only entries that build recorded as online
+    (the store learns of them after their pages are committed: a failed or interrupted build
+    recorded nothing), in the version their page shows, with the dates their feed entry has.
     """
     out, warnings, unbuilt = [], [], []
-    for item in published:
-        record = records.get(item.id)
+    for entry in publication.entries:
+        record = records.get(entry.id)
         if record is None or not record.live:
-            unbuilt.append(item.id)
-        elif record.content_hash == item.content_hash:
-            out.append(item)
-        elif (stored := state.last_good(item.id)) is not None:
-            out.append(item_from_json(stored))
+            unbuilt.append(entry.id)
+        elif record.content_hash == entry.item.content_hash:
+            out.append(entry)
+        elif (stored := state.last_good(entry.id)) is not None:
+            out.append(online_entry(config, item_from_json(stored), record))
             warnings.append(
-                f"{item.source}: gewijzigd sinds de laatste build; de nieuwsbrief neemt de "
-                "versie die online staat (draai eerst `krimppost build`)"
+                f"{entry.item.source}: gewijzigd sinds de laatste build; de nieuwsbrief neemt "
+                "de versie die online staat (draai eerst `krimppost build`)"
             )
     if unbuilt:
         warnings.append(
@@ -195,22 +197,27 @@ def _on_site(
 
 
 def _candidates(
-    state: StateStore, issues: IssueStore, content: ContentSet, now: datetime, report: CompileReport
-) -> tuple[list[Item], dict[str, str], list[Item]]:
-    """(published items as online, item id -> feed entry id, items for the next issue)."""
+    config: Config,
+    state: StateStore,
+    issues: IssueStore,
+    content: ContentSet,
+    now: datetime,
+    report: CompileReport,
+) -> tuple[list[Entry], list[Entry]]:
+    """(entries as online, entries for the next issue)."""
     records = state.items()
-    published, skipped = _on_site(state, records, content.published(now))
+    publication = decide(config, content, state, now)
+    online, skipped = _on_site(config, state, records, publication)
     report.warnings.extend(skipped)
     # An item's feed entry id survives a move of its file (publish.py): an item issued
     # under its old id is not taken again under the new one, nor a copy of an issued text.
-    entry_ids = {i: r.entry_id for i, r in records.items()}
     issued, texts = issues.issued_entry_ids(), issues.issued_content_hashes()
     candidates = [
-        i
-        for i in published
-        if i.newsletter and entry_ids.get(i.id) not in issued and i.content_hash not in texts
+        e
+        for e in online
+        if e.item.newsletter and e.entry_id not in issued and e.item.content_hash not in texts
     ]
-    return published, entry_ids, candidates
+    return online, candidates
 
 
 def compile_issue(root: Path, now: datetime) -> CompileReport:
@@ -237,20 +244,22 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     report.repaired.append(number)
             outbox.commit()
 
-            published, entry_ids, candidates = _candidates(state, issues, content, now, report)
+            online, candidates = _candidates(config, state, issues, content, now, report)
             if candidates:
                 agenda = sorted(
-                    (i for i in published if i.event is not None and i.event.start > now),
-                    key=lambda i: (i.event.start, i.id),  # type: ignore[union-attr]
+                    (e for e in online if e.item.event is not None and e.item.event.start > now),
+                    key=lambda e: (e.item.event.start, e.id),  # type: ignore[union-attr]
                 )
                 number = issues.create(
-                    [(i.id, item_to_json(i)) for i in candidates],
+                    [(e.id, entry_to_json(e)) for e in candidates],
                     lambda n: subject_for(config, n, now),
                     now,
                     _intro(config),
-                    json.dumps([item_to_json(i) for i in agenda]),
-                    lambda ids: json.dumps(sorted({i.track for i in candidates if i.id in ids})),
-                    {i.id: entry_ids[i.id] for i in candidates if i.id in entry_ids},
+                    json.dumps([entry_to_json(e) for e in agenda]),
+                    lambda ids: json.dumps(
+                        sorted({e.item.track for e in candidates if e.id in ids})
+                    ),
+                    {e.id: e.entry_id for e in candidates},
                 )
                 if number is not None:
                     record = issues.get(number)

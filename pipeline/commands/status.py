@@ -31,6 +31,7 @@ class Status:
     failed: list[tuple[int, int]] = field(default_factory=list)  # retries used up
     auto_send: bool = False
     subscribers: dict[str, int] = field(default_factory=dict)
+    next_change: datetime | None = None  # as the last build decided
 
     def lines(self) -> list[str]:
         out = []
@@ -49,6 +50,15 @@ class Status:
         out += [f"  {p}" for p in self.problems[:20]]
         if len(self.problems) > 20:
             out.append(f"  … en {len(self.problems) - 20} meer (krimppost check)")
+        out.append(
+            "volgende wijziging van de site (embargo of einde evenement, volgens de laatste "
+            "build): "
+            + (
+                self.next_change.isoformat(timespec="minutes")
+                if self.next_change is not None and self.next_change.year < 9999
+                else "geen"
+            )
+        )
         out.append(f"onder embargo: {len(self.embargoed)}")
         out += [
             f"  {moment.isoformat(timespec='minutes')}  {item_id}"
@@ -119,6 +129,8 @@ def status(root: Path, now: datetime) -> Status:
             issues = IssueStore(state)
             progress = _send_progress(state)
             result.auto_send = config.schedule.auto_send
+            moment = state.next_change()
+            result.next_change = moment.astimezone(config.site.tz) if moment else None
             result.unsent_issues = [
                 (n, subject) for n, subject, _ in issues.summaries() if n not in progress
             ]

@@ -9,9 +9,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pipeline.config import Config
-from pipeline.content.model import Item, item_from_json
 from pipeline.errors import KrimppostError, Problem
-from pipeline.publish import Entry, item_path
+from pipeline.publish import Entry, entry_from_json
 from pipeline.render import templates
 from pipeline.state import IssueRecord
 
@@ -82,7 +81,7 @@ def _context(
         "intro_text": view.intro_text,
         "web_url": view.web_url,
         "unsubscribe_url": unsubscribe_url,
-        "reply_to": config.newsletter.reply_to or config.site.email,
+        "reply_to": config.newsletter.reply_to,
         "sender_address": config.newsletter.sender_address,
         "tracks_line": tracks_line,
         "short": short,
@@ -165,15 +164,9 @@ class IssueLink:
     path: str  # web_path(number)
 
 
-def _entry(config: Config, item: Item) -> Entry:
-    path = item_path(item.id)
-    published = item.published_at.astimezone(config.site.tz)
-    return Entry(item, "", published, published, path, config.site.base_url + path)
-
-
 def view_of(config: Config, record: IssueRecord) -> IssueView:
-    entries = [_entry(config, item_from_json(snapshot)) for _, snapshot in record.items]
-    agenda = tuple(_entry(config, item_from_json(s)) for s in json.loads(record.agenda))
+    entries = [entry_from_json(config, snapshot) for _, snapshot in record.items]
+    agenda = tuple(entry_from_json(config, s) for s in json.loads(record.agenda))
     intro = json.loads(record.intro) if record.intro else None
     return IssueView(
         number=record.number,
