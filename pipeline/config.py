@@ -1,20 +1,26 @@
 """`config.toml`: declared, typed options; every problem reported with its line, all in one run.
 
-Each section declares its options (type, default, check, documentation) in the way MkDocs
-does; validation never stops at the first failure, so an operator sees every mistake at once.
+Each option is declared once, as a field of the frozen dataclass of its section: the field's
+annotation is its type, and `option()` gives its default, check, documentation and, where the
+default names another option ("standaard de sitetitel"), its fallback. Validation never stops
+at the first failure, so an operator sees every mistake at once. Fallbacks are filled in once,
+after validation (as MkDocs' `post_validation` does), so the rest of the code reads one value
+and never repeats `or config.site.title`.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 import tomllib
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,32 +49,67 @@ def _type_name(value: object) -> str:
 
 @dataclass(frozen=True)
 class Option:
-    """One declared option: its type, default and extra check."""
+    """One declared option: its TOML type (from the field's annotation), default, check,
+    documentation and fallback (a function of the sections declared before its own)."""
 
-    kind: type | tuple[type, ...]
+    kind: type = object
     default: Any = _REQUIRED
     check: Callable[[Any], Any] | None = None
     doc: str = ""
+    fallback: Callable[[Any], Any] | None = None
 
     @property
     def required(self) -> bool:
         return self.default is _REQUIRED
 
     def validate(self, value: Any) -> Any:
-        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         # bool is an int in Python, but `workers = true` is a mistake, not a number.
-        if isinstance(value, bool) and bool not in kinds:
+        if isinstance(value, bool) and self.kind is not bool:
             ok = False
-        elif isinstance(value, int) and not isinstance(value, bool) and float in kinds:
+        elif isinstance(value, int) and self.kind is float:
             ok = True
         else:
-            ok = isinstance(value, kinds)
+            ok = isinstance(value, self.kind)
         if not ok:
-            expected = " of ".join(_type_name(k()) for k in kinds)
-            raise OptionError(f"moet {expected} zijn, niet {_type_name(value)}")
+            raise OptionError(f"moet {_type_name(self.kind())} zijn, niet {_type_name(value)}")
         for entry in value if isinstance(value, list) else [value]:
             _one_line(entry)
-        return self.check(value) if self.check else value
+        checked = self.check(value) if self.check else value
+        # `timeout = 30` is a float option written as an integer: read as the float it is.
+        return float(checked) if self.kind is float else checked
+
+
+def option(
+    default: Any = _REQUIRED,
+    check: Callable[[Any], Any] | None = None,
+    *,
+    doc: str,
+    fallback: Callable[[Any], Any] | None = None,
+) -> Any:
+    """Declare the dataclass field below as an option. A fallback replaces an empty value once
+    all options are valid; it receives the sections declared before this one (`c.site`)."""
+    return field(
+        metadata={"option": Option(default=default, check=check, doc=doc, fallback=fallback)}
+    )
+
+
+def _toml_kind(hint: Any) -> type:
+    if hint in (str, int, float, bool):
+        return hint
+    if typing.get_origin(hint) is tuple:
+        return list  # a TOML array, made a tuple by its check
+    raise TypeError(f"option of type {hint!r}: not a TOML type")
+
+
+@functools.cache
+def options_of(cls: type) -> dict[str, Option]:
+    """The options a section dataclass declares, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: replace(f.metadata["option"], kind=_toml_kind(hints[f.name]))
+        for f in fields(cls)
+        if "option" in f.metadata
+    }
 
 
 # Config strings end up in mail headers, calendar lines and feed titles, where a line break
@@ -91,7 +132,7 @@ def _non_empty(value: str) -> str:
 
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OptionError(f"moet een http(s)-URL zijn, niet {value!r}")
     return value if value.endswith("/") else value + "/"
 
@@ -198,13 +239,13 @@ def _port(value: int) -> int:
 def _non_negative(value: float) -> float:
     if value < 0:
         raise OptionError(f"mag niet negatief zijn, niet {value}")
-    return float(value)
+    return value
 
 
 def _positive(value: float) -> float:
     if value <= 0:
         raise OptionError(f"moet groter dan 0 zijn, niet {value}")
-    return float(value)
+    return value
 
 
 def _env_name(value: str) -> str:
@@ -219,326 +260,237 @@ def _optional_http_url(value: str) -> str:
     return _http_url(value) if value else value
 
 
-SECTIONS: dict[str, dict[str, Option]] = {
-    "site": {
-        "title": Option(str, check=_non_empty, doc="Naam van de site en de feeds."),
-        "description": Option(str, check=_non_empty, doc="Korte beschrijving (feeds, meta)."),
-        "base_url": Option(str, check=_http_url, doc="Publieke adres van outbox/site/."),
-        "language": Option(str, "nl-NL", _language, doc="Taal van alle lezersteksten."),
-        "timezone": Option(str, "Europe/Amsterdam", _timezone, doc="Tijdzone voor data."),
-        "organisation": Option(str, check=_non_empty, doc="Afzender en uitgever."),
-        "email": Option(str, "", doc="Contactadres van de redactie (optioneel)."),
-    },
-    "feeds": {
-        "length": Option(int, 50, _at_least(1), doc="Aantal items per feed."),
-    },
-    "podcast": {
-        "title": Option(str, "", doc="Naam van de podcast; standaard de sitetitel."),
-        "description": Option(str, "", doc="Beschrijving; standaard die van de site."),
-        "image": Option(
-            str, "", doc="Hoesafbeelding (pad onder content/ of URL), 1400-3000 px vierkant."
-        ),
-        "category": Option(str, "Government", _non_empty, doc="Apple Podcasts-categorie."),
-        "explicit": Option(bool, False, doc="Expliciete inhoud."),
-        "author": Option(str, "", doc="Maker; standaard de organisatie."),
-        "email": Option(str, "", doc="Contactadres van de eigenaar; standaard site.email."),
-    },
-    "newsletter": {
-        "subject": Option(
-            str,
-            "Nieuwsbrief {site} #{number} – {month} {year}",
-            _subject_template,
-            doc="Onderwerpregel; velden {site}, {number}, {month}, {year}.",
-        ),
-        "from_name": Option(str, "", doc="Naam van de afzender; standaard de sitetitel."),
-        "from_address": Option(str, "", _address, doc="Afzenderadres (nodig voor de nieuwsbrief)."),
-        "reply_to": Option(str, "", doc="Reply-To; standaard site.email."),
-        "list_address": Option(str, "", _address, doc="To-adres van message.eml (de lijst)."),
-        "list_id": Option(str, "", doc="List-Id, bijvoorbeeld nieuwsbrief.example.nl."),
-        "message_id_domain": Option(
-            str, "", doc="Domein van Message-ID's; standaard dat van base_url."
-        ),
-        "unsubscribe_url": Option(
-            str,
-            "",
-            doc="Basis van de afmeldlink; standaard <base_url>afmelden/. Het token komt erachter.",
-        ),
-        "unsubscribe_mailto": Option(str, "", _address, doc="Adres voor afmelden per e-mail."),
-        "sender_address": Option(str, "", doc="Postadres van de afzender in de voettekst."),
-        "intro": Option(
-            str,
-            "nieuwsbrief/voorwoord.md",
-            _relative_path,
-            doc="Voorwoord voor het volgende nummer.",
-        ),
-        "size_budget": Option(
-            int, 102_000, _at_least(10_000), doc="Maximale grootte HTML-deel (bytes)."
-        ),
-    },
-    "schedule": {
-        "build_interval": Option(int, 900, _at_least(1), doc="Seconden tussen vaste builds."),
-        "debounce": Option(
-            float, 2.0, lambda v: float(_at_least(0)(v)), doc="Wachttijd na een wijziging."
-        ),
-        "newsletter": Option(str, "", _cron, doc="Cron voor de nieuwsbrief, bv. '0 10 1-7 * tue'."),
-        "auto_send": Option(bool, False, doc="Na samenstellen meteen versturen."),
-        "misfire_grace_time": Option(
-            int, 300, _at_least(1), doc="Seconden dat een gemiste taak nog mag lopen."
-        ),
-        "newsletter_grace_time": Option(int, 21600, _at_least(1), doc="Idem voor de nieuwsbrief."),
-        "log_file": Option(str, "", doc="Logbestand (roteert); leeg = alleen stderr."),
-    },
-    "accessibility": {
-        "status": Option(
-            str,
-            "gedeeltelijk",
-            _one_of("volledig", "gedeeltelijk", "niet"),
-            doc="Nalevingsstatus WCAG 2.1 AA.",
-        ),
-        "statement_date": Option(str, "2026-11-27", _iso_date, doc="Datum van de verklaring."),
-        "evaluation": Option(
-            str,
-            "Automatische toetsing met axe-core (WCAG 2.1 A en AA) in Chromium bij elke wijziging.",
-            doc="Hoe de toegankelijkheid is onderzocht.",
-        ),
-        "limitations": Option(list, (), _string_list, doc="Bekende beperkingen."),
-        "contact_email": Option(str, "", doc="Adres voor meldingen; standaard site.email."),
-    },
-    "build": {
-        "workers": Option(int, 0, _at_least(0), doc="Processen voor Markdown; 0 = alle kernen."),
-        "item_timeout": Option(
-            float, 10.0, _positive, doc="Seconden per item voor Markdown dat verdacht traag is."
-        ),
-        "cache": Option(
-            str, ".krimppost/cache.sqlite", _relative_path, doc="Cache van gerenderde teksten."
-        ),
-    },
-    "state": {
-        "path": Option(str, ".krimppost/state.sqlite", _relative_path, doc="De state store."),
-    },
-    "smtp": {
-        "host": Option(str, "localhost", _non_empty, doc="SMTP-server voor de nieuwsbrief."),
-        "port": Option(int, 25, _port, doc="Poort van de SMTP-server."),
-        "security": Option(
-            str,
-            "none",
-            _one_of("none", "starttls", "tls"),
-            doc="Versleuteling: none, starttls of tls.",
-        ),
-        "username": Option(str, "", doc="Gebruikersnaam; leeg = niet inloggen."),
-        "password_env": Option(
-            str, "", _env_name, doc="Naam van de omgevingsvariabele met het wachtwoord."
-        ),
-        "envelope_from": Option(
-            str, "", _address, doc="Afzender in de envelop (bounces); standaard from_address."
-        ),
-        "rate_per_second": Option(
-            float, 0.0, _non_negative, doc="Maximaal aantal berichten per seconde; 0 = geen."
-        ),
-        "max_per_connection": Option(
-            int, 100, _at_least(1), doc="Berichten per verbinding; daarna een nieuwe."
-        ),
-        "connections": Option(int, 1, _at_least(1), doc="Gelijktijdige verbindingen."),
-        "timeout": Option(float, 30.0, _positive, doc="Time-out per SMTP-stap (seconden)."),
-        "retries": Option(
-            int, 3, _at_least(0), doc="Nieuwe pogingen na een tijdelijke fout (4xx)."
-        ),
-        "retry_delay": Option(
-            float, 5.0, _non_negative, doc="Wachttijd voor de eerste nieuwe poging (s)."
-        ),
-        "dkim_selector": Option(str, "", doc="DKIM-selector; leeg = niet ondertekenen."),
-        "dkim_domain": Option(str, "", doc="DKIM-domein (d=)."),
-        "dkim_key_path": Option(str, "", doc="Pad naar de private DKIM-sleutel (PEM)."),
-    },
-    "subscribers": {
-        "consent_version": Option(
-            str, "1", _non_empty, doc="Versie van de toestemmingstekst die abonnees zien."
-        ),
-        "confirm_days": Option(
-            int, 7, _at_least(1), doc="Geldigheid van een bevestigingslink (dagen)."
-        ),
-    },
-    "serve": {
-        "public_url": Option(
-            str, "", _optional_http_url, doc="Publieke adres van de web-app; standaard base_url."
-        ),
-        "secret_env": Option(
-            str, "", _env_name, doc="Omgevingsvariabele met het geheim voor CSRF-tokens."
-        ),
-        "subscribe_limit": Option(int, 5, _at_least(1), doc="Aanmeldingen per client per venster."),
-        "subscribe_window": Option(
-            int, 600, _at_least(1), doc="Venster voor subscribe_limit (seconden)."
-        ),
-    },
-}
-
-
-SOCIAL_PLATFORMS: dict[str, dict[str, Any]] = {
-    # limit and how a link counts (0 = every character of the URL counts), as each platform does
-    "x": {"enabled": True, "limit": 280, "url_weight": 23},
-    "linkedin": {"enabled": True, "limit": 3000, "url_weight": 0},
-    "mastodon": {"enabled": True, "limit": 500, "url_weight": 23},
-    "bluesky": {"enabled": True, "limit": 300, "url_weight": 0},
-    "threads": {"enabled": False, "limit": 500, "url_weight": 0},
-}
-
-
-def social_options(platform: str) -> dict[str, Option]:
-    d = SOCIAL_PLATFORMS[platform]
-    return {
-        "enabled": Option(bool, d["enabled"], doc="Concepten maken voor dit platform."),
-        "limit": Option(
-            int, d["limit"], _at_least(1), doc="Maximale lengte zoals het platform telt."
-        ),
-        "url_weight": Option(
-            int, d["url_weight"], _at_least(0), doc="Lengte van een link; 0 = volledig."
-        ),
-        "hashtags": Option(
-            list, (), _string_list, doc="Vaste hashtags (zonder #) voor elk bericht."
-        ),
-        "utm_source": Option(str, platform, doc="utm_source van links naar de site."),
-        "utm_medium": Option(str, "social", doc="utm_medium van links naar de site."),
-        "utm_campaign": Option(str, "bevolkingsdaling", doc="utm_campaign van links naar de site."),
-        "instance": Option(str, "", doc="Mastodon: adres van de eigen server (informatief)."),
-    }
-
-
-TRACK_OPTIONS: dict[str, Option] = {
-    "label": Option(str, check=_non_empty, doc="Nederlandse naam van het traject."),
-    "description": Option(str, check=_non_empty, doc="Korte Nederlandse beschrijving."),
-}
+# The sections. Field order is the order of a dataclass's arguments (positional construction
+# stays valid), and the order of Config's fields is the order fallbacks are resolved in: a
+# fallback may name only sections above its own.
 
 
 @dataclass(frozen=True)
 class Site:
-    title: str
-    description: str
-    base_url: str
-    language: str
-    timezone: str
-    organisation: str
-    email: str
+    title: str = option(check=_non_empty, doc="Naam van de site en de feeds.")
+    description: str = option(check=_non_empty, doc="Korte beschrijving (feeds, meta).")
+    base_url: str = option(check=_http_url, doc="Publieke adres van outbox/site/.")
+    language: str = option("nl-NL", _language, doc="Taal van alle lezersteksten.")
+    timezone: str = option("Europe/Amsterdam", _timezone, doc="Tijdzone voor data.")
+    organisation: str = option(check=_non_empty, doc="Afzender en uitgever.")
+    email: str = option("", doc="Contactadres van de redactie (optioneel).")
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def host(self) -> str:
+        """The host of base_url: tag URIs, Message-IDs and the List-Id are named after it."""
+        return urlsplit(self.base_url).hostname or "localhost"
+
 
 @dataclass(frozen=True)
 class Track:
-    id: str
-    label: str
-    description: str
+    id: str  # the name of its table, [tracks.<id>]
+    label: str = option(check=_non_empty, doc="Nederlandse naam van het traject.")
+    description: str = option(check=_non_empty, doc="Korte Nederlandse beschrijving.")
 
 
 @dataclass(frozen=True)
 class Feeds:
-    length: int
+    length: int = option(50, _at_least(1), doc="Aantal items per feed.")
 
 
 @dataclass(frozen=True)
 class Podcast:
-    title: str
-    description: str
-    image: str
-    category: str
-    explicit: bool
-    author: str
-    email: str
+    title: str = option(
+        "", doc="Naam van de podcast; standaard de sitetitel.", fallback=lambda c: c.site.title
+    )
+    description: str = option(
+        "",
+        doc="Beschrijving; standaard die van de site.",
+        fallback=lambda c: c.site.description,
+    )
+    image: str = option(
+        "", doc="Hoesafbeelding (pad onder content/ of URL), 1400-3000 px vierkant."
+    )
+    category: str = option("Government", _non_empty, doc="Apple Podcasts-categorie.")
+    explicit: bool = option(False, doc="Expliciete inhoud.")
+    author: str = option(
+        "", doc="Maker; standaard de organisatie.", fallback=lambda c: c.site.organisation
+    )
+    email: str = option(
+        "",
+        doc="Contactadres van de eigenaar; standaard site.email.",
+        fallback=lambda c: c.site.email,
+    )
 
 
 @dataclass(frozen=True)
 class Newsletter:
-    subject: str
-    from_name: str
-    from_address: str
-    reply_to: str
-    list_address: str
-    list_id: str
-    message_id_domain: str
-    unsubscribe_url: str
-    unsubscribe_mailto: str
-    sender_address: str
-    intro: str
-    size_budget: int
+    subject: str = option(
+        "Nieuwsbrief {site} #{number} – {month} {year}",
+        _subject_template,
+        doc="Onderwerpregel; velden {site}, {number}, {month}, {year}.",
+    )
+    from_name: str = option(
+        "", doc="Naam van de afzender; standaard de sitetitel.", fallback=lambda c: c.site.title
+    )
+    from_address: str = option("", _address, doc="Afzenderadres (nodig voor de nieuwsbrief).")
+    reply_to: str = option(
+        "", doc="Reply-To; standaard site.email.", fallback=lambda c: c.site.email
+    )
+    list_address: str = option("", _address, doc="To-adres van message.eml (de lijst).")
+    list_id: str = option(
+        "",
+        doc="List-Id; standaard nieuwsbrief.<host van base_url>.",
+        fallback=lambda c: f"nieuwsbrief.{c.site.host}",
+    )
+    message_id_domain: str = option(
+        "",
+        doc="Domein van Message-ID's; standaard dat van base_url.",
+        fallback=lambda c: c.site.host,
+    )
+    unsubscribe_url: str = option(
+        "",
+        _optional_http_url,
+        doc="Basis van de afmeldlink; standaard <base_url>afmelden/. Het token komt erachter.",
+        fallback=lambda c: c.site.base_url + "afmelden/",
+    )
+    unsubscribe_mailto: str = option("", _address, doc="Adres voor afmelden per e-mail.")
+    sender_address: str = option("", doc="Postadres van de afzender in de voettekst.")
+    intro: str = option(
+        "nieuwsbrief/voorwoord.md", _relative_path, doc="Voorwoord voor het volgende nummer."
+    )
+    size_budget: int = option(102_000, _at_least(10_000), doc="Maximale grootte HTML-deel (bytes).")
+
+
+# Per platform: the limit and how a link counts (0 = every character of the URL counts), as
+# each platform does; options not named here take their declared default.
+SOCIAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "x": {"limit": 280, "url_weight": 23},
+    "linkedin": {"limit": 3000, "url_weight": 0},
+    "mastodon": {"limit": 500, "url_weight": 23},
+    "bluesky": {"limit": 300, "url_weight": 0},
+    "threads": {"enabled": False, "limit": 500, "url_weight": 0},
+}
 
 
 @dataclass(frozen=True)
 class SocialPlatform:
-    id: str
-    enabled: bool
-    limit: int
-    url_weight: int
-    hashtags: tuple[str, ...]
-    utm_source: str
-    utm_medium: str
-    utm_campaign: str
-    instance: str
+    id: str  # the name of its table, [social.<id>]
+    enabled: bool = option(True, doc="Concepten maken voor dit platform.")
+    limit: int = option(500, _at_least(1), doc="Maximale lengte zoals het platform telt.")
+    url_weight: int = option(0, _at_least(0), doc="Lengte van een link; 0 = volledig.")
+    hashtags: tuple[str, ...] = option(
+        (), _string_list, doc="Vaste hashtags (zonder #) voor elk bericht."
+    )
+    utm_source: str = option("", doc="utm_source van links naar de site; standaard de platform-id.")
+    utm_medium: str = option("social", doc="utm_medium van links naar de site.")
+    utm_campaign: str = option("bevolkingsdaling", doc="utm_campaign van links naar de site.")
+    instance: str = option("", doc="Mastodon: adres van de eigen server (informatief).")
 
 
 @dataclass(frozen=True)
 class Schedule:
-    build_interval: int
-    debounce: float
-    newsletter: str
-    auto_send: bool
-    misfire_grace_time: int
-    newsletter_grace_time: int
-    log_file: str
+    build_interval: int = option(900, _at_least(1), doc="Seconden tussen vaste builds.")
+    debounce: float = option(2.0, _at_least(0), doc="Wachttijd na een wijziging.")
+    newsletter: str = option("", _cron, doc="Cron voor de nieuwsbrief, bv. '0 10 1-7 * tue'.")
+    auto_send: bool = option(False, doc="Na samenstellen meteen versturen.")
+    misfire_grace_time: int = option(
+        300, _at_least(1), doc="Seconden dat een gemiste taak nog mag lopen."
+    )
+    newsletter_grace_time: int = option(21600, _at_least(1), doc="Idem voor de nieuwsbrief.")
+    log_file: str = option("", doc="Logbestand (roteert); leeg = alleen stderr.")
 
 
 @dataclass(frozen=True)
 class Accessibility:
-    status: str
-    statement_date: str
-    evaluation: str
-    limitations: tuple[str, ...]
-    contact_email: str
+    status: str = option(
+        "gedeeltelijk",
+        _one_of("volledig", "gedeeltelijk", "niet"),
+        doc="Nalevingsstatus WCAG 2.1 AA.",
+    )
+    statement_date: str = option("2026-11-27", _iso_date, doc="Datum van de verklaring.")
+    evaluation: str = option(
+        "Automatische toetsing met axe-core (WCAG 2.1 A en AA) in Chromium bij elke wijziging.",
+        doc="Hoe de toegankelijkheid is onderzocht.",
+    )
+    limitations: tuple[str, ...] = option((), _string_list, doc="Bekende beperkingen.")
+    contact_email: str = option(
+        "", doc="Adres voor meldingen; standaard site.email.", fallback=lambda c: c.site.email
+    )
 
 
 @dataclass(frozen=True)
 class Build:
-    workers: int
-    item_timeout: float
-    cache: str
+    workers: int = option(0, _at_least(0), doc="Processen voor Markdown; 0 = alle kernen.")
+    item_timeout: float = option(
+        10.0, _positive, doc="Seconden per item voor Markdown dat verdacht traag is."
+    )
+    cache: str = option(
+        ".krimppost/cache.sqlite", _relative_path, doc="Cache van gerenderde teksten."
+    )
 
 
 @dataclass(frozen=True)
 class State:
-    path: str
+    path: str = option(".krimppost/state.sqlite", _relative_path, doc="De state store.")
 
 
 @dataclass(frozen=True)
 class Smtp:
-    host: str
-    port: int
-    security: str
-    username: str
-    password_env: str
-    envelope_from: str
-    rate_per_second: float
-    max_per_connection: int
-    connections: int
-    timeout: float
-    retries: int
-    retry_delay: float
-    dkim_selector: str
-    dkim_domain: str
-    dkim_key_path: str
+    host: str = option("localhost", _non_empty, doc="SMTP-server voor de nieuwsbrief.")
+    port: int = option(25, _port, doc="Poort van de SMTP-server.")
+    security: str = option(
+        "none", _one_of("none", "starttls", "tls"), doc="Versleuteling: none, starttls of tls."
+    )
+    username: str = option("", doc="Gebruikersnaam; leeg = niet inloggen.")
+    password_env: str = option(
+        "", _env_name, doc="Naam van de omgevingsvariabele met het wachtwoord."
+    )
+    envelope_from: str = option(
+        "",
+        _address,
+        doc="Afzender in de envelop (bounces); standaard from_address.",
+        fallback=lambda c: c.newsletter.from_address,
+    )
+    rate_per_second: float = option(
+        0.0, _non_negative, doc="Maximaal aantal berichten per seconde; 0 = geen."
+    )
+    max_per_connection: int = option(
+        100, _at_least(1), doc="Berichten per verbinding; daarna een nieuwe."
+    )
+    connections: int = option(1, _at_least(1), doc="Gelijktijdige verbindingen.")
+    timeout: float = option(30.0, _positive, doc="Time-out per SMTP-stap (seconden).")
+    retries: int = option(3, _at_least(0), doc="Nieuwe pogingen na een tijdelijke fout (4xx).")
+    retry_delay: float = option(
+        5.0, _non_negative, doc="Wachttijd voor de eerste nieuwe poging (s)."
+    )
+    dkim_selector: str = option("", doc="DKIM-selector; leeg = niet ondertekenen.")
+    dkim_domain: str = option("", doc="DKIM-domein (d=).")
+    dkim_key_path: str = option("", doc="Pad naar de private DKIM-sleutel (PEM).")
 
 
 @dataclass(frozen=True)
 class Subscribers:
-    consent_version: str
-    confirm_days: int
+    consent_version: str = option(
+        "1", _non_empty, doc="Versie van de toestemmingstekst die abonnees zien."
+    )
+    confirm_days: int = option(7, _at_least(1), doc="Geldigheid van een bevestigingslink (dagen).")
 
 
 @dataclass(frozen=True)
 class Serve:
-    public_url: str
-    secret_env: str
-    subscribe_limit: int
-    subscribe_window: int
+    public_url: str = option(
+        "",
+        _optional_http_url,
+        doc="Publieke adres van de web-app; standaard base_url.",
+        fallback=lambda c: c.site.base_url,
+    )
+    secret_env: str = option(
+        "", _env_name, doc="Omgevingsvariabele met het geheim voor CSRF-tokens."
+    )
+    subscribe_limit: int = option(5, _at_least(1), doc="Aanmeldingen per client per venster.")
+    subscribe_window: int = option(
+        600, _at_least(1), doc="Venster voor subscribe_limit (seconden)."
+    )
 
 
 @dataclass(frozen=True)
@@ -558,6 +510,11 @@ class Config:
     subscribers: Subscribers
     serve: Serve
     fingerprint: str = field(default="")
+    # Where each table and key was written, so a problem found after loading (a missing
+    # file, a missing newsletter option) still points at its line.
+    lines: Mapping[tuple[str, ...], int] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
 
     @property
     def content_dir(self) -> Path:
@@ -579,6 +536,38 @@ class Config:
         """A configured path, relative to the project root unless absolute."""
         p = Path(relative)
         return p if p.is_absolute() else self.root / p
+
+    def line(self, *path: str) -> int | None:
+        """The line of an option in config.toml (`line("podcast", "image")`), else of its
+        table; None when neither is written there."""
+        return _nearest(self.lines, path)
+
+
+# The sections with one table each, in Config's order (tracks and social hold one table per
+# track or platform and are read on their own).
+SECTION_TYPES: dict[str, type] = {
+    name: t
+    for name, t in typing.get_type_hints(Config).items()
+    if isinstance(t, type) and is_dataclass(t)
+}
+SECTIONS: dict[str, dict[str, Option]] = {name: options_of(t) for name, t in SECTION_TYPES.items()}
+TRACK_OPTIONS: dict[str, Option] = options_of(Track)
+
+
+def social_options(platform: str) -> dict[str, Option]:
+    """The options of [social.<platform>], with that platform's defaults."""
+    defaults = {"utm_source": platform, **SOCIAL_DEFAULTS[platform]}
+    return {
+        name: replace(opt, default=defaults[name]) if name in defaults else opt
+        for name, opt in options_of(SocialPlatform).items()
+    }
+
+
+def _nearest(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+    for end in range(len(path), 0, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
 
 
 class _LineIndex:
@@ -605,10 +594,7 @@ class _LineIndex:
         return tuple(next(p for p in groups if p) if any(groups) else "" for groups in parts)
 
     def line(self, *path: str) -> int:
-        for end in range(len(path), 0, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return 1
+        return _nearest(self.lines, path) or 1
 
 
 def _suggest(name: str, known: list[str]) -> str:
@@ -617,8 +603,8 @@ def _suggest(name: str, known: list[str]) -> str:
 
 
 class _Validator:
-    def __init__(self, text: str, display: str) -> None:
-        self.index = _LineIndex(text)
+    def __init__(self, index: _LineIndex, display: str) -> None:
+        self.index = index
         self.display = display
         self.problems: list[Problem] = []
 
@@ -628,6 +614,7 @@ class _Validator:
     def section(
         self, path: tuple[str, ...], raw: Any, options: dict[str, Option]
     ) -> dict[str, Any]:
+        """The valid values of one table, defaults included; a problem for each other key."""
         label = "[" + ".".join(path) + "]"
         if not isinstance(raw, dict):
             self.error(path, f"{label} moet een tabel zijn, niet {_type_name(raw)}")
@@ -653,6 +640,18 @@ class _Validator:
         return values
 
 
+def _resolve(values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The sections, each option left empty given its fallback (post-validation): once, here."""
+    built: dict[str, Any] = {}
+    for name, cls in SECTION_TYPES.items():
+        section = values[name]
+        for key, opt in options_of(cls).items():
+            if opt.fallback is not None and not section[key]:
+                section[key] = opt.fallback(SimpleNamespace(**built))
+        built[name] = cls(**section)
+    return built
+
+
 def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
     """Validate the text of a config file; raises ConfigError listing every problem."""
     try:
@@ -663,7 +662,8 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise ConfigError([Problem(display, line, f"ongeldige TOML: {message}")]) from None
 
-    v = _Validator(text, display)
+    index = _LineIndex(text)
+    v = _Validator(index, display)
     known = [*SECTIONS, "tracks", "social"]
     for name in raw:
         if name not in known:
@@ -683,7 +683,7 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
             )
         t = v.section(("tracks", track_id), body, TRACK_OPTIONS)
         if len(t) == len(TRACK_OPTIONS):
-            tracks[track_id] = Track(track_id, t["label"], t["description"])
+            tracks[track_id] = Track(id=track_id, **t)
 
     social: dict[str, SocialPlatform] = {}
     raw_social = raw.get("social", {})
@@ -691,12 +691,12 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         v.error(("social",), "[social] moet tabellen per platform bevatten, zoals [social.x]")
         raw_social = {}
     for name in raw_social:
-        if name not in SOCIAL_PLATFORMS:
+        if name not in SOCIAL_DEFAULTS:
             v.error(
                 ("social", name),
-                f"onbekend platform [social.{name}]{_suggest(name, list(SOCIAL_PLATFORMS))}",
+                f"onbekend platform [social.{name}]{_suggest(name, list(SOCIAL_DEFAULTS))}",
             )
-    for name in SOCIAL_PLATFORMS:
+    for name in SOCIAL_DEFAULTS:
         options = social_options(name)
         values_ = v.section(("social", name), raw_social.get(name, {}), options)
         if len(values_) == len(options):
@@ -706,20 +706,11 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         raise ConfigError(v.problems)
     return Config(
         root=root,
-        site=Site(**values["site"]),
         tracks=MappingProxyType(tracks),
-        feeds=Feeds(**values["feeds"]),
-        podcast=Podcast(**values["podcast"]),
-        newsletter=Newsletter(**values["newsletter"]),
         social=MappingProxyType(social),
-        schedule=Schedule(**values["schedule"]),
-        accessibility=Accessibility(**values["accessibility"]),
-        build=Build(**values["build"]),
-        state=State(**values["state"]),
-        smtp=Smtp(**values["smtp"]),
-        subscribers=Subscribers(**values["subscribers"]),
-        serve=Serve(**values["serve"]),
+        **_resolve(values),
         fingerprint=hashlib.sha256(text.encode()).hexdigest()[:16],
+        lines=MappingProxyType(index.lines),
     )
 
 
@@ -752,7 +743,9 @@ def file_problems(config: Config) -> list[Problem]:
     if image and "://" not in image and not (config.content_dir / image.lstrip("/")).is_file():
         return [
             Problem(
-                CONFIG_NAME, None, f"[podcast] image: bestand '{image}' niet gevonden in content/"
+                CONFIG_NAME,
+                config.line("podcast", "image"),
+                f"[podcast] image: bestand '{image}' niet gevonden in content/",
             )
         ]
     return []
@@ -768,7 +761,9 @@ def newsletter_problems(config: Config) -> list[Problem]:
     ]
     return [
         Problem(
-            CONFIG_NAME, None, f"[newsletter] {name} ontbreekt; nodig om een nieuwsbrief te maken"
+            CONFIG_NAME,
+            config.line("newsletter", name),
+            f"[newsletter] {name} ontbreekt; nodig om een nieuwsbrief te maken",
         )
         for name in missing
     ]

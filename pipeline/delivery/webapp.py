@@ -122,7 +122,7 @@ class App:
         self.clock = clock or (lambda: datetime.now(UTC))
         config = self.config
         self.state_path = config.path(config.state.path)
-        self.public_url = config.serve.public_url or config.site.base_url
+        self.public_url = config.serve.public_url
         self.prefix = _path_of(self.public_url)
         self.unsubscribe_path = _path_of(unsubscribe_base(config))
         self.limiter = RateLimiter(config.serve.subscribe_limit, config.serve.subscribe_window)
@@ -247,7 +247,7 @@ class App:
                 days=config.subscribers.confirm_days,
             )
         msg = EmailMessage(policy=POLICY)
-        msg["From"] = formataddr((nl.from_name or config.site.title, nl.from_address))
+        msg["From"] = formataddr((nl.from_name, nl.from_address))
         msg["To"] = to
         msg["Subject"] = f"Bevestig je aanmelding voor de nieuwsbrief van {config.site.title}"
         msg["Date"] = format_datetime(datetime.now(config.site.tz).replace(microsecond=0))

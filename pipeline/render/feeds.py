@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from pipeline.config import Config
 from pipeline.content import confine
@@ -264,19 +263,17 @@ def podcast(config: Config, entries: Sequence[Entry], image_url: str | None) -> 
     episodes = [e for e in entries if e.item.audio is not None]
     spec = FeedSpec(
         folder="",
-        title=pc.title or site.title,
-        description=pc.description or site.description,
+        title=pc.title,
+        description=pc.description,
         home=site.base_url + "soorten/podcasts/",
     )
     fg = _generator(config, spec, site.base_url + "feeds/podcast.xml", episodes)
     fg.load_extension("podcast")
-    fg.podcast.itunes_author(pc.author or site.organisation)
+    fg.podcast.itunes_author(pc.author)
     fg.podcast.itunes_category(pc.category)
     fg.podcast.itunes_explicit("yes" if pc.explicit else "no")
     fg.podcast.itunes_summary(spec.description)
-    fg.podcast.itunes_owner(
-        name=pc.author or site.organisation, email=pc.email or site.email or "info@example.nl"
-    )
+    fg.podcast.itunes_owner(name=pc.author, email=pc.email or "info@example.nl")
     if image_url:
         fg.podcast.itunes_image(image_url)
         fg.image(url=image_url, title=spec.title, link=spec.home)
@@ -307,7 +304,7 @@ def issues_rss(config: Config, issues: Sequence[IssueLink]) -> bytes:
     fg.generator(GENERATOR)
     newest = max((i.created_at for i in issues), default=_epoch(config))
     fg.lastBuildDate(newest)
-    host = urlsplit(site.base_url).hostname or "localhost"
+    host = site.host
     for issue in issues:  # newest first, as listed
         fe = fg.add_entry(order="append")
         fe.guid(

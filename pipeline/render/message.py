@@ -13,7 +13,6 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr
 from typing import Any
-from urllib.parse import urlsplit
 
 from pipeline.config import Config
 
@@ -48,29 +47,25 @@ class Envelope:
 
 
 def unsubscribe_base(config: Config) -> str:
-    base = config.newsletter.unsubscribe_url or config.site.base_url + "afmelden/"
-    return base if base.endswith("/") else base + "/"
+    return config.newsletter.unsubscribe_url
 
 
 def message_id(config: Config, *parts: object) -> str:
     local = ".".join(str(p) for p in parts)
-    domain = config.newsletter.message_id_domain or urlsplit(config.site.base_url).hostname
-    return f"<{local}@{domain}>"
+    return f"<{local}@{config.newsletter.message_id_domain}>"
 
 
 def build(config: Config, envelope: Envelope, text: str, html: str) -> EmailMessage:
     nl = config.newsletter
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = formataddr((nl.from_name or config.site.title, nl.from_address))
-    reply_to = nl.reply_to or config.site.email
-    if reply_to:
-        msg["Reply-To"] = reply_to
+    msg["From"] = formataddr((nl.from_name, nl.from_address))
+    if nl.reply_to:
+        msg["Reply-To"] = nl.reply_to
     msg["To"] = envelope.to
     msg["Subject"] = envelope.subject
     msg["Date"] = format_datetime(envelope.date)
     msg["Message-ID"] = envelope.message_id
-    list_id = nl.list_id or f"nieuwsbrief.{urlsplit(config.site.base_url).hostname}"
-    msg["List-Id"] = f"{nl.from_name or config.site.title} <{list_id}>"
+    msg["List-Id"] = f"{nl.from_name} <{nl.list_id}>"
     msg["List-Unsubscribe"] = (
         f"<{envelope.unsubscribe_https}>, <mailto:{envelope.unsubscribe_mailto}?subject=afmelden>"
     )
