@@ -254,7 +254,9 @@ def test_sigterm_during_a_build_lets_it_finish(project: Project) -> None:
         start_new_session=True,
     )
     try:
-        wait_for(lambda: build_under_way(project), 120, step=0.01)  # the first build began
+        # The first build began (or the service died: then its error is the message).
+        wait_for(lambda: build_under_way(project) or service.poll() is not None, 120, step=0.01)
+        assert service.poll() is None, service.communicate()[1]
         os.killpg(service.pid, signal.SIGTERM)
         _, err = service.communicate(timeout=120)
     finally:
