@@ -295,3 +295,29 @@ def test_bad_cron_is_a_config_error(project: Project, expression: str) -> None:
     )
     assert result.returncode == 2
     assert "'newsletter' in [schedule]" in result.stderr
+
+
+def test_the_service_warns_about_nothing(project: Project) -> None:
+    """Every job runs in a fresh process: nothing is forked from the threaded service (a
+    DeprecationWarning under Python 3.12+), no library warning leaks from a job (twitter-
+    text's pkg_resources), no connection is left open at the end (a ResourceWarning under
+    3.13). With every warning shown, the service's output is its log lines only."""
+    configure(project, newsletter="")
+    project.write("wrb/eerste.md", VALID)
+    service = subprocess.Popen(
+        [sys.executable, "-X", "dev", "-m", "pipeline", "run", "--root", str(project.root)],
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "default"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: in_feed(project, "wrb-eerste"), 60)
+        project.write("wrb/tweede.md", VALID.replace("Een geldig item", "Nog een item"))
+        wait_for(lambda: in_feed(project, "wrb-tweede"), 60)
+    finally:
+        code, err = stop(service)
+    assert code == 0, err
+    others = [line for line in err.splitlines() if not line.startswith(("job=", "event="))]
+    assert others == []
+    assert sum(1 for line in err.splitlines() if line.startswith("job=build")) >= 2

@@ -174,13 +174,21 @@ class Service:
         from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
 
         self.lock.acquire()
         repair_persisted_jobs(self.config.path(self.config.state.path))
         sched = self.config.schedule
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(url=self.paths.jobs_url, tablename=JOBS_TABLE),
+                # No pool: a connection per access, closed after it. A pooled one outlived
+                # the scheduler's shutdown (APScheduler's loop can run once more after its
+                # job store is disposed) and stayed open to the end of the process.
+                "default": SQLAlchemyJobStore(
+                    engine=create_engine(self.paths.jobs_url, poolclass=NullPool),
+                    tablename=JOBS_TABLE,
+                ),
                 "memory": MemoryJobStore(),
             },
             # One worker: jobs write the same outbox; they queue rather than interleave.
