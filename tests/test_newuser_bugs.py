@@ -456,3 +456,23 @@ def test_social_list_accepts_dutch_and_english_status(project: Project) -> None:
     assert "te-beoordelen, goedgekeurd, afgewezen, verouderd of ingetrokken" in " ".join(
         help_text.split()
     )
+
+
+def test_subscribers_status_filter_takes_the_dutch_words(project: Project) -> None:
+    """`subscribers list --status` accepted only the English values the list never shows."""
+    root = str(project.root)
+    assert (
+        krimppost("subscribers", "add", "a@example.nl", "--tracks", "*", "--root", root).exit_code
+        == 0
+    )
+    dutch = krimppost("subscribers", "list", "--status", "actief", "--root", root)
+    english = krimppost("subscribers", "list", "--status", "active", "--root", root)
+    none = krimppost("subscribers", "list", "--status", "afgemeld", "--root", root)
+    assert dutch.exit_code == 0, dutch.output
+    assert "a@example.nl" in dutch.output
+    assert dutch.output == english.output
+    assert "a@example.nl" not in none.output
+    exported = krimppost(
+        "subscribers", "export", "--status", "wacht-op-bevestiging", "--root", root
+    )
+    assert exported.exit_code == 0 and "a@example.nl" not in exported.output

@@ -115,8 +115,19 @@ def remove(email: str, root: Path) -> None:
         click.echo(_usage(lambda: store.remove(email, datetime.now(UTC))))
 
 
+# On the command line a status is one word: Dutch as `list` shows it, or as stored.
+_STATUS_WORDS = {label.replace(" ", "-"): status for status, label in STATUS_LABELS.items()}
+_status_option = click.option(
+    "--status",
+    type=click.Choice([*_STATUS_WORDS, *STATUSES]),
+    default=None,
+    callback=lambda _ctx, _param, value: _STATUS_WORDS.get(value, value),
+    help="Alleen deze status: " + ", ".join(_STATUS_WORDS) + f" (of {', '.join(STATUSES)}).",
+)
+
+
 @subscribers.command("list")
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="Alleen deze status.")
+@_status_option
 @_root_option
 @_reports_errors
 def list_(status: str | None, root: Path) -> None:
@@ -156,7 +167,7 @@ def _print_rows(rows: list, width: int, config: Config) -> None:
     default=None,
     help="Schrijf naar dit bestand in plaats van naar standaarduitvoer.",
 )
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="Alleen deze status.")
+@_status_option
 @_root_option
 @_reports_errors
 def export(output: Path | None, status: str | None, root: Path) -> None:
