@@ -161,6 +161,32 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE issue_items_by_entry RENAME TO issue_items;
     CREATE INDEX issue_items_issue ON issue_items (issue, position);
     """,
+    # 6: the sync index of the social drafts (pipeline/social/syncindex.py): per item folder
+    # what the last sync left in it, and the fingerprint of the inputs it was recorded under.
+    # A cache: its rows may be deleted at any time (the next build reads every draft).
+    """
+    CREATE TABLE social_folders (
+        folder TEXT PRIMARY KEY,
+        entry_key TEXT NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        published TEXT,
+        draft_count INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE social_drafts (
+        folder TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        shown_digest TEXT NOT NULL,
+        status TEXT NOT NULL,
+        PRIMARY KEY (folder, platform)
+    ) WITHOUT ROWID;
+    CREATE TABLE social_index_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -182,6 +208,26 @@ class ItemRecord(NamedTuple):  # a tuple: every build reads one per item
     content_hash: str
     updated: datetime
     live: bool
+
+
+class SocialDraftRecord(NamedTuple):
+    """A draft file as the last social sync left it: its signature and what the review
+    pages show of it."""
+
+    mtime_ns: int
+    size: int
+    inode: int
+    shown_digest: str
+    status: str
+
+
+class SocialFolderRecord(NamedTuple):
+    """An item folder of social drafts as the last sync left it."""
+
+    entry_key: str
+    mtime_ns: int
+    published: str | None
+    drafts: dict[str, SocialDraftRecord]  # platform -> its draft file
 
 
 class StateStore:
@@ -352,6 +398,66 @@ class StateStore:
         self.db.executemany(
             "INSERT OR REPLACE INTO build_meta (key, value) VALUES (?, ?)", list(values.items())
         )
+
+    # the sync index of the social drafts ---------------------------------------------------
+
+    def social_index(self) -> tuple[str, dict[str, SocialFolderRecord]]:
+        """The fingerprint the index was recorded under, and its folders. A folder whose
+        draft rows are not all there (deleted by hand) is left out: it is read again."""
+        row = self.db.execute(
+            "SELECT value FROM social_index_meta WHERE key = 'fingerprint'"
+        ).fetchone()
+        drafts: dict[str, dict[str, SocialDraftRecord]] = {}
+        for folder, platform, *values in self.db.execute(
+            "SELECT folder, platform, mtime_ns, size, inode, shown_digest, status"
+            " FROM social_drafts"
+        ):
+            drafts.setdefault(folder, {})[platform] = SocialDraftRecord(*values)
+        folders: dict[str, SocialFolderRecord] = {}
+        for folder, entry_key, mtime_ns, published, count in self.db.execute(
+            "SELECT folder, entry_key, mtime_ns, published, draft_count FROM social_folders"
+        ):
+            own = drafts.get(folder, {})
+            if len(own) == count:
+                folders[folder] = SocialFolderRecord(entry_key, mtime_ns, published, own)
+        return (row[0] if row else ""), folders
+
+    def update_social_index(
+        self,
+        fingerprint: str,
+        changed: dict[str, SocialFolderRecord],
+        removed: list[str],
+    ) -> None:
+        """Replace the rows of the `changed` folders, delete those of `removed`, and record
+        the fingerprint; one transaction."""
+        gone = [(folder,) for folder in (*changed, *removed)]
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO social_index_meta (key, value) VALUES ('fingerprint', ?)",
+                (fingerprint,),
+            )
+            self.db.executemany("DELETE FROM social_drafts WHERE folder = ?", gone)
+            self.db.executemany(
+                "DELETE FROM social_folders WHERE folder = ?", [(f,) for f in removed]
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO social_folders"
+                " (folder, entry_key, mtime_ns, published, draft_count) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (folder, r.entry_key, r.mtime_ns, r.published, len(r.drafts))
+                    for folder, r in changed.items()
+                ],
+            )
+            self.db.executemany(
+                "INSERT INTO social_drafts"
+                " (folder, platform, mtime_ns, size, inode, shown_digest, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (folder, platform, *draft)
+                    for folder, r in changed.items()
+                    for platform, draft in r.drafts.items()
+                ],
+            )
 
     def record_build(
         self, started: datetime, now: datetime, written: int, removed: int, errors: int

@@ -19,8 +19,8 @@ the whole state of the review (no table in the state store):
     suggestion                          a stale draft's new text (a YAML block)
 
 The pipeline writes the front matter as flat `key: value` lines (plain words, integers, null
-or double-quoted strings, a block for text over several lines), which `parse_draft` reads
-without a YAML parser; anything else comms staff write by hand is read as the YAML it is.
+or double-quoted strings, a block for text over several lines): YAML, which `parse_draft`
+reads with libyaml's safe loader like anything comms staff write by hand.
 """
 
 from __future__ import annotations
@@ -169,17 +169,11 @@ _Dumper.add_representer(str, _represent_str)
 # A word YAML reads back as the same string (no number, date, bool or null look-alike).
 _PLAIN = regex.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _YAML_WORDS = frozenset(("y", "n", "yes", "no", "true", "false", "on", "off", "null"))
-_INT = regex.compile(r"-?(?:0|[1-9][0-9]*)")
 # Characters a double-quoted scalar must escape: quote and backslash, and whatever YAML does
 # not allow raw or would read as a line break (C0/C1 controls, DEL, U+2028/9, BOM, U+FFFE/F).
 _ESCAPE = regex.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]')
 _AWKWARD = regex.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]|\\\\[bf/]")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
-_QUOTED = regex.compile(
-    r'"(?:[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]'
-    r'|\\["\\tnr]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*"'
-)
-_LINE = regex.compile(r"([a-z_][a-z0-9_]*): (.+)")
 
 
 def _scalar(value: Any) -> str | None:
@@ -199,37 +193,6 @@ def _scalar(value: Any) -> str | None:
         return quoted
     # ...but not raw DEL, C1 controls, line separators or a BOM: escaped one by one.
     return '"' + _ESCAPE.sub(lambda m: _ESCAPES.get(m[0]) or f"\\u{ord(m[0]):04x}", value) + '"'
-
-
-def _flat_value(text: str) -> Any:
-    """The value of a `key: value` line the pipeline writes; _NOT_FLAT for anything else."""
-    if text == "null":
-        return None
-    if text[0] == '"':
-        return json.loads(text) if _QUOTED.fullmatch(text) else _NOT_FLAT
-    if _INT.fullmatch(text):
-        return int(text)
-    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
-        return text
-    return _NOT_FLAT
-
-
-_NOT_FLAT = object()
-
-
-def flat_meta(lines: list[str]) -> dict[str, Any] | None:
-    """Front-matter lines as the pipeline writes them, read without YAML (20 times faster);
-    None when any line is something else, for the YAML parser to read."""
-    meta: dict[str, Any] = {}
-    for line in lines:
-        m = _LINE.fullmatch(line)
-        if m is None or m[1] in _YAML_WORDS:
-            return None
-        value = _flat_value(m[2])
-        if value is _NOT_FLAT:
-            return None
-        meta[m[1]] = value
-    return meta
 
 
 def _yaml(meta: dict[Any, Any]) -> str:
@@ -301,10 +264,8 @@ def parse_draft(data: bytes, draft_id: str) -> Draft:
         return 1
 
     try:
-        meta = flat_meta(lines[1:end])
-        if meta is None:
-            # The final newline matters: a block scalar as last key keeps its own line end.
-            meta = yaml.load("\n".join(lines[1:end]) + "\n", Loader=_Loader)  # a safe loader
+        # The final newline matters: a block scalar as last key keeps its own line end.
+        meta = yaml.load("\n".join(lines[1:end]) + "\n", Loader=_Loader)  # a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 2 if mark is not None else 1

@@ -19,12 +19,12 @@ Rules (`reconcile`):
   (someone saved it meanwhile) the file is left alone until the next run.
 - A draft file deleted by hand is made again while its item is online (reject it instead).
 
-Folders are synced in worker processes when there are many (a cold build makes 20,000 drafts).
+Folders are synced month by month, in worker processes when there are many (a cold build
+makes 20,000 drafts; see bench/README.md, "Social drafts in worker processes").
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +35,7 @@ from typing import Any
 from pipeline.config import Config, SocialPlatform
 from pipeline.content.model import SOCIAL_PLATFORMS
 from pipeline.errors import KrimppostError, Problem
+from pipeline.fingerprints import output_fingerprint
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry
 from pipeline.social.compose import (
@@ -60,6 +61,7 @@ from pipeline.social.draftfile import (
     write_if_unchanged,
 )
 from pipeline.social.reviewpage import (
+    MONTH_DIR,
     WITHDRAWN_GONE,
     FolderInfo,
     Pages,
@@ -72,14 +74,13 @@ from pipeline.social.reviewpage import (
 )
 from pipeline.social.syncindex import (
     GONE,
-    INDEX_NAME,
-    FolderScan,
     SyncIndex,
     folder_holds,
     info_of,
-    scan_folders,
+    remove_old_index,
 )
-from pipeline.workers import cpu_count, pool
+from pipeline.state import SocialDraftRecord, SocialFolderRecord, StateStore
+from pipeline.workers import cpu_count, parallel_map
 
 WITHDRAWN_SOCIAL_OFF = "het item heeft 'social: false'"
 WITHDRAWN_PLATFORM_OFF = "dit platform staat uit in config.toml"
@@ -363,8 +364,6 @@ class _Sync:
     def month(self, work: MonthWork) -> MonthDone:
         """Sync the changed folders of one month, then render its review page if what it
         shows changed (from the drafts in hand, reading only the folders left alone)."""
-        if work.settled is not None:
-            return [], [], None, work.settled
         results = []
         drafts: dict[str, list[Draft]] = {}
         outbox = Outbox(self.config.outbox_dir)
@@ -378,13 +377,13 @@ class _Sync:
         infos = dict(work.clean)
         infos.update((r.folder, r.info) for r in results)
         folders = sorted(f for f, info in infos.items() if info.drafts)
-        key, page = self.pages.month_if_changed(
+        _key, page = self.pages.month_if_changed(
             outbox, work.month, folders, infos, self.moment, drafts
         )
         if page is None:
-            return results, outbox.take_staged(), None, key
+            return results, outbox.take_staged(), None
         # Written here, not sent back: the pages of a cold build are 20 MB.
-        return results, outbox.take_staged(), outbox.stage_file(month_path(work.month), page), key
+        return results, outbox.take_staged(), outbox.stage_file(month_path(work.month), page)
 
     def _next(
         self,
@@ -423,60 +422,67 @@ class MonthWork:
     month: str
     dirty: list[tuple[str, Entry | None, bool]]
     clean: dict[str, FolderInfo]
-    settled: str | None = None  # the page's key when it is known to be up to date already
 
 
-# A month's synced folders, staged files, its staged page if it changed, and the page's key.
-MonthDone = tuple[list[FolderResult], list[Any], tuple[str, str] | None, str | None]
+# A month's synced folders, staged files, and its staged page if it changed.
+MonthDone = tuple[list[FolderResult], list[Any], tuple[str, str] | None]
 
 
-# Syncing many folders is spread over worker processes; below this a pool costs more.
+# Syncing many folders is spread over worker processes; below this the fork costs more.
 _PARALLEL_THRESHOLD = 100
-_work: tuple[_Sync, list[MonthWork]] | None = None
 
 
-def _set_work(sync: _Sync, works: list[MonthWork]) -> None:
-    global _work  # the worker's share, handed over once by fork
-    _work = (sync, works)
-
-
-def _sync_month(index: int) -> MonthDone:
-    assert _work is not None
-    sync, works = _work
+def _sync_month(shared: tuple[_Sync, list[MonthWork]], index: int) -> MonthDone:
+    sync, works = shared
     return sync.month(works[index])
 
 
-def sync_drafts(
-    config: Config, entries: Sequence[Entry], now: datetime, *, scan: FolderScan | None = None
-) -> SocialReport:
-    """Bring outbox/social/ in line with the live entries and update the review pages. `scan`:
-    the folders as `scan_folders` found them earlier in this run (under the same lock).
+def _sync_months(sync: _Sync, works: list[MonthWork]) -> list[MonthDone]:
+    workers = cpu_count(sync.config.build.workers)
+    if workers > 1 and sum(len(w.dirty) for w in works) >= _PARALLEL_THRESHOLD:
+        preload()  # once here, not once per worker
+        return parallel_map(_sync_month, (sync, works), range(len(works)), workers)
+    return [sync.month(w) for w in works]
+
+
+def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> SocialReport:
+    """Bring outbox/social/ in line with the live entries and update the review pages.
 
     Call with the build lock held (the build does); review commands take the same lock.
 
-    Incremental: `social-index.pickle` (beside the state store, safe to delete) records per
-    item folder the key of the entry its drafts were made from, the signature (size, mtime,
-    inode) of the folder and of every draft file in it as this function left them, and what
-    the review pages need of them. While the global inputs (settings, templates, code) are
-    the same, a folder whose entry key and signatures all still hold is left alone: no read,
-    no parse, no generation. Any difference (a hand edit, a new or deleted file, a changed
-    item) sends the folder through the full rules. The work is done per month of publication,
-    as the review pages are split: a month's page is rendered right after its folders.
+    Incremental: the sync index (`syncindex`, tables in the state store, safe to empty)
+    records per item folder the key of the entry its drafts were made from, the signature
+    (mtime, size, inode) of the folder and of every draft file in it as this function left
+    them, and what the review pages need of them. While the global inputs (settings,
+    templates, code) are the same, a folder whose entry key and signatures all still hold is
+    left alone: no read, no parse, no generation. Any difference (a hand edit, a new or
+    deleted file, a changed item) sends the folder through the full rules. The work is done
+    per month of publication, as the review pages are split: a month's page is rendered
+    right after its folders.
     """
     moment = config.moment(now)
     sync = _Sync(config, moment)
     outbox = Outbox(config.outbox_dir)
     report = SocialReport()
-    index = SyncIndex.for_config(config)
-    fingerprint = _global_fingerprint(config, sync.base_key)
+    state_path = config.path(config.state.path)
+    remove_old_index(state_path)
+    with StateStore(state_path) as state:
+        index = SyncIndex.read(state)
+    # Settings, code and libraries, and the post templates (in the drafts' base key).
+    fingerprint = output_fingerprint(config, sync.base_key)
     previous = index.folders if index.fingerprint == fingerprint else {}
     root = outbox.text_path(DRAFT_DIR)
-    if scan is None or not scan.fits(index):
-        scan = scan_folders(config, index)
-    folders, holding = scan.present(index), scan.holding(index)
+    folders = _folders_on_disk(root)
+
+    def holding(folder: str, key: str) -> SocialFolderRecord | None:
+        """The folder's record, if it is for `key` and the folder is still as it says."""
+        record = previous.get(folder)
+        if record is None or record.entry_key != key or folder not in folders:
+            return None
+        return record if folder_holds(root, folder, record) else None
 
     live: dict[str, Entry] = {}
-    clean: dict[str, list[Any]] = {}
+    clean: dict[str, SocialFolderRecord] = {}
     months: dict[str, MonthWork] = {}
     keys: dict[str, str] = {}
 
@@ -489,8 +495,8 @@ def sync_drafts(
         folder = entry.item.id
         live[folder] = entry
         keys[folder] = _entry_key(entry)
-        record = previous.get(folder)
-        if record is not None and record[0] == keys[folder] and folder in holding:
+        record = holding(folder, keys[folder])
+        if record is not None:
             clean[folder] = record
         else:
             month = FolderInfo(entry.published.isoformat(), {}).month(config)
@@ -498,8 +504,8 @@ def sync_drafts(
     results: list[FolderResult] = []
     for folder in sorted(folders - live.keys()):
         keys[folder] = GONE
-        record = previous.get(folder)
-        if record is not None and record[0] == GONE and folder in holding:
+        record = holding(folder, GONE)
+        if record is not None:
             clean[folder] = record
         else:
             # Gone items are few; their month is known only from their drafts.
@@ -514,26 +520,10 @@ def sync_drafts(
         work(info.month(config)).clean[folder] = info
     for result in results:
         months[result.info.month(config)].clean[result.folder] = result.info
-    base = sync.pages.base_digest()
-    touched = {r.info.month(config) for r in results}
-    settled = _settled_months(index.pages if previous else {}, base, moment, months, touched)
-    for month, key in settled.items():
-        if os.path.exists(outbox.text_path(month_path(month))):
-            months[month].settled = key
 
     works = sorted(months.values(), key=lambda w: len(w.dirty), reverse=True)
-    workers = cpu_count(config.build.workers)
-    if workers > 1 and sum(len(w.dirty) for w in works) >= _PARALLEL_THRESHOLD:
-        preload()  # once here, not once per worker
-        with pool(workers, _set_work, (sync, works)) as executor:
-            done = list(executor.map(_sync_month, range(len(works))))
-    else:
-        done = [sync.month(w) for w in works]
     month_staged: list[tuple[str, str]] = []
-    month_keys: dict[str, str] = {}
-    for work, (month_results, staged, staged_page, key) in zip(works, done, strict=True):
-        if key is not None:
-            month_keys[work.month] = key
+    for month_results, staged, staged_page in _sync_months(sync, works):
         results.extend(month_results)
         outbox.adopt(staged)
         if staged_page is not None:
@@ -546,7 +536,7 @@ def sync_drafts(
         outbox.adopt(result.staged)
     enabled_ids = {p.id for p in sync.enabled}
     report.unchanged += sum(
-        sum(1 for platform in record[2] if platform in enabled_ids)
+        sum(1 for platform in record.drafts if platform in enabled_ids)
         for folder, record in clean.items()
         if folder in live and live[folder].item.social_enabled
     )
@@ -564,14 +554,23 @@ def sync_drafts(
         record = _folder_record(root, result.folder, keys[result.folder], result)
         if record is not None:
             folders_now[result.folder] = record
-    then = index.pages.get("moment") if previous and index.pages.get("base") == base else None
-    # The moment moves on every build; stored only with other changes (an older one makes the
-    # next build check more months, never fewer).
-    pages_now = {"base": base, "moment": then or moment.isoformat(), "months": month_keys}
-    if pages_now != index.pages:
-        pages_now["moment"] = moment.isoformat()
-    index.save(fingerprint, folders_now, pages_now)
+    with StateStore(state_path) as state:
+        index.save(state, fingerprint, folders_now)
     return report
+
+
+_PAGES_FOLDER = MONTH_DIR.removeprefix(f"{DRAFT_DIR}/")  # the review pages, not an item
+
+
+def _folders_on_disk(root: str) -> set[str]:
+    try:
+        return {
+            e.name
+            for e in os.scandir(root)
+            if e.is_dir() and ITEM_ID.match(e.name) and e.name != _PAGES_FOLDER
+        }
+    except FileNotFoundError:
+        return set()
 
 
 def _commit(outbox: Outbox) -> None:
@@ -586,15 +585,11 @@ def refresh_review_page(config: Config, now: datetime) -> None:
     """After a review command changed draft files: the pages, from the index where its
     records still hold and from the files elsewhere."""
     outbox = Outbox(config.outbox_dir)
-    index = SyncIndex.for_config(config)
+    index = SyncIndex.read_if_present(config)
     root = outbox.text_path(DRAFT_DIR)
     infos: dict[str, FolderInfo] = {}
     problems: list[Problem] = []
-    try:
-        folders = sorted(e.name for e in os.scandir(root) if e.is_dir() and ITEM_ID.match(e.name))
-    except FileNotFoundError:
-        folders = []
-    for folder in folders:
+    for folder in sorted(_folders_on_disk(root)):
         record = index.folders.get(folder)
         if record is not None and folder_holds(root, folder, record):
             infos[folder] = info_of(record)
@@ -620,39 +615,6 @@ def load_all(config: Config) -> tuple[list[Draft], list[Problem]]:
 # Incremental sync -------------------------------------------------------------------------
 
 
-def _settled_months(
-    then: dict[str, Any],
-    base: str,
-    moment: datetime,
-    months: dict[str, MonthWork],
-    touched: set[str],
-) -> dict[str, str]:
-    """Months whose review page still shows what it showed after the last sync, with its key:
-    no folder in it synced or gone, no item in it gone live since, the same settings, code
-    and page templates. Their pages are not even read."""
-    keys = then.get("months")
-    if then.get("base") != base or not isinstance(keys, dict):
-        return {}
-    try:
-        last = datetime.fromisoformat(then["moment"])
-    except (KeyError, TypeError, ValueError):
-        return {}
-    if last.tzinfo is None or moment < last:
-        return {}
-    settled = {}
-    for month, work in months.items():
-        key = keys.get(month)
-        if not isinstance(key, str) or work.dirty or month in touched:
-            continue
-        if any(
-            info.published and last < datetime.fromisoformat(info.published) <= moment
-            for info in work.clean.values()
-        ):
-            continue  # an item went live: its link on the page changes
-        settled[month] = key
-    return settled
-
-
 def _entry_key(entry: Entry) -> str:
     """What a draft depends on of its entry (the rest is in the global fingerprint)."""
     item = entry.item
@@ -661,20 +623,15 @@ def _entry_key(entry: Entry) -> str:
     return f"{item.content_hash}|{entry.url}|{entry.published.isoformat()}"
 
 
-def _global_fingerprint(config: Config, base_key: str) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(base_key.encode())
-    h.update(repr((tuple(config.social.values()), CODE, INDEX_NAME)).encode())
-    return h.hexdigest()
-
-
-def _folder_record(root: str, folder: str, key: str, result: FolderResult) -> list[Any] | None:
+def _folder_record(
+    root: str, folder: str, key: str, result: FolderResult
+) -> SocialFolderRecord | None:
     """The index record of a folder this run left settled: None unless every draft file in it
     is one this run read or wrote, still with the signature it had then."""
     directory = f"{root}/{folder}"
     try:
         mtime = os.stat(directory).st_mtime_ns
-        drafts: dict[str, list[Any]] = {}
+        drafts: dict[str, SocialDraftRecord] = {}
         for platform in SOCIAL_PLATFORMS:
             expected = result.signatures.get(platform)
             try:
@@ -688,12 +645,12 @@ def _folder_record(root: str, folder: str, key: str, result: FolderResult) -> li
                 return None  # not a file this run read or wrote
             if [st.st_mtime_ns, st.st_size, st.st_ino] != expected:
                 return None  # changed since
-            drafts[platform] = [expected, *shown]
+            drafts[platform] = SocialDraftRecord(*expected, *shown)
         if os.stat(directory).st_mtime_ns != mtime:
             return None  # changed while we looked
     except OSError:
         return None
-    return [key, mtime, drafts, result.info.published]
+    return SocialFolderRecord(key, mtime, result.info.published, drafts)
 
 
 def _project_relative(problem: Problem, config: Config) -> Problem:

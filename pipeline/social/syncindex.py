@@ -1,139 +1,83 @@
 """The sync index of the social drafts: what the last sync left in every item folder, so that
-a build reads only the folders that changed since (see `drafts.sync_drafts`)."""
+a build reads only the folders that changed since (see `drafts.sync_drafts`).
+
+Two tables of the state store (`social_folders`, `social_drafts`, migration 6) and the
+fingerprint of the global inputs they were recorded under. Only a cache: when its rows are
+gone, the next build reads every draft and records them again.
+"""
 
 from __future__ import annotations
 
 import os
-import pickle
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pipeline.config import Config
-from pipeline.outbox import Outbox
-from pipeline.private import DIR_MODE
-from pipeline.social.draftfile import DRAFT_DIR, ITEM_ID
 from pipeline.social.reviewpage import FolderInfo
-from pipeline.workers import collector_paused
+from pipeline.state import SocialFolderRecord, StateStore
 
-INDEX_NAME = "social-index.pickle"
+# Where the index lived before it was a table: removed when found.
+OLD_INDEX_NAME = "social-index.pickle"
 GONE = "-"  # the entry key of a folder whose item is not live
 
 
 class SyncIndex:
-    """Per item folder, what `sync_drafts` left there: `[entry key, folder mtime,
-    {platform: [[mtime, size, inode], shown digest, status]}, published]`, under a fingerprint
-    of the global inputs; and of the review pages `{"base": digest of what every page depends
-    on, "moment": when, "months": {month: page key}}`. Plain data in a pickle (JSON took twice
-    as long to read and write) beside the state store, safe to delete (the next build reads
-    every draft)."""
+    """The index as read at the start of a sync: `fingerprint` and the `folders` recorded."""
 
-    VERSION = 6
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.fingerprint = ""
-        self.folders: dict[str, list[Any]] = {}
-        self.pages: dict[str, Any] = {}
-        if path is None:
-            return
-        try:
-            with open(path, "rb") as fh, collector_paused():  # 100,000 small objects
-                data = pickle.load(fh)
-        except Exception:  # missing or damaged: every draft is read again
-            return
-        if isinstance(data, dict) and data.get("version") == self.VERSION:
-            folders = data.get("folders")
-            if isinstance(folders, dict) and isinstance(data.get("fingerprint"), str):
-                self.fingerprint = data["fingerprint"]
-                self.folders = folders
-                pages = data.get("pages")
-                self.pages = pages if isinstance(pages, dict) else {}
+    def __init__(self, fingerprint: str, folders: dict[str, SocialFolderRecord]) -> None:
+        self.fingerprint = fingerprint
+        self.folders = folders
 
     @classmethod
-    def for_config(cls, config: Config) -> SyncIndex:
-        return cls(config.path(config.state.path).with_name(INDEX_NAME))
+    def read(cls, state: StateStore) -> SyncIndex:
+        return cls(*state.social_index())
 
-    def save(self, fingerprint: str, folders: dict[str, list[Any]], pages: dict[str, Any]) -> None:
-        if self.path is None or (
-            fingerprint == self.fingerprint and folders == self.folders and pages == self.pages
-        ):
-            return
-        document = {
-            "version": self.VERSION,
-            "fingerprint": fingerprint,
-            "folders": folders,
-            "pages": pages,
-        }
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            temp.write_bytes(pickle.dumps(document, protocol=5))
-            os.replace(temp, self.path)
-        except OSError:
-            temp.unlink(missing_ok=True)  # an index that cannot be written is not an error
+    @classmethod
+    def read_if_present(cls, config: Config) -> SyncIndex:
+        """For the review commands: an empty index when there is no state store yet (they
+        read every draft then, as they must anyway)."""
+        path = config.path(config.state.path)
+        if not path.exists():
+            return cls("", {})
+        with StateStore(path) as state:
+            return cls.read(state)
 
-
-@dataclass(frozen=True)
-class FolderScan:
-    """The draft folders on disk against the records of the sync index (`fingerprint`,
-    `recorded` folders): only the differences, so that the common answer is a few bytes."""
-
-    fingerprint: str
-    recorded: int
-    missing: frozenset[str]  # recorded, but no longer on disk
-    extra: frozenset[str]  # on disk, not recorded
-    changed: frozenset[str]  # recorded and on disk, but not as the record says
-
-    def fits(self, index: SyncIndex) -> bool:
-        return self.fingerprint == index.fingerprint and self.recorded == len(index.folders)
-
-    def present(self, index: SyncIndex) -> set[str]:
-        return (index.folders.keys() - self.missing) | self.extra
-
-    def holding(self, index: SyncIndex) -> set[str]:
-        return index.folders.keys() - self.missing - self.changed
+    def save(
+        self, state: StateStore, fingerprint: str, folders: dict[str, SocialFolderRecord]
+    ) -> None:
+        """Record `folders` under `fingerprint`, writing only the rows that differ."""
+        changed = {f: r for f, r in folders.items() if self.folders.get(f) != r}
+        removed = [f for f in self.folders if f not in folders]
+        if changed or removed or fingerprint != self.fingerprint:
+            state.update_social_index(fingerprint, changed, removed)
+        self.fingerprint, self.folders = fingerprint, folders
 
 
-def scan_folders(config: Config, index: SyncIndex | None = None) -> FolderScan:
-    """One stat per folder and per draft file (24,000 on 5,000 items: 0.1 s); a build has a
-    forked process do it while it reads the content."""
-    index = index or SyncIndex.for_config(config)
-    root = Outbox(config.outbox_dir).text_path(DRAFT_DIR)
-    try:
-        present = {e.name for e in os.scandir(root) if e.is_dir() and ITEM_ID.match(e.name)}
-    except FileNotFoundError:
-        present = set()
-    changed = frozenset(
-        folder
-        for folder, record in index.folders.items()
-        if folder in present and not folder_holds(root, folder, record)
-    )
-    return FolderScan(
-        index.fingerprint,
-        len(index.folders),
-        frozenset(index.folders.keys() - present),
-        frozenset(present - index.folders.keys()),
-        changed,
-    )
+def remove_old_index(state_path: Path) -> None:
+    state_path.with_name(OLD_INDEX_NAME).unlink(missing_ok=True)
 
 
-def folder_holds(root: str, folder: str, record: list[Any]) -> bool:
+def folder_holds(root: str, folder: str, record: SocialFolderRecord) -> bool:
     """The folder and every draft in it are as the index recorded them (this runs for
     every folder on every build: plain string paths, no formatting)."""
     directory = f"{root}/{folder}"
     try:
-        if os.stat(directory).st_mtime_ns != record[1]:
+        if os.stat(directory).st_mtime_ns != record.mtime_ns:
             return False  # a file added, removed or replaced
-        for platform, (signature, *_rest) in record[2].items():
+        for platform, draft in record.drafts.items():
             st = os.stat(f"{directory}/{platform}.md")
-            if (st.st_mtime_ns, st.st_size, st.st_ino) != tuple(signature):
+            if (
+                st.st_mtime_ns != draft.mtime_ns
+                or st.st_size != draft.size
+                or st.st_ino != draft.inode
+            ):
                 return False
-    except (OSError, TypeError, AttributeError, IndexError, ValueError):
+    except OSError:
         return False
     return True
 
 
-def info_of(record: list[Any]) -> FolderInfo:
+def info_of(record: SocialFolderRecord) -> FolderInfo:
     """What the review pages need of a folder, from its record."""
-    return FolderInfo(record[3], {p: (d[1], d[2]) for p, d in record[2].items()})
+    return FolderInfo(
+        record.published, {p: (d.shown_digest, d.status) for p, d in record.drafts.items()}
+    )
