@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.config import Config, file_problems, load_config
 from pipeline.content.reader import ContentFiles, read_content, scan_content
 from pipeline.errors import KrimppostError, Problem
-from pipeline.fingerprints import code_fingerprint
+from pipeline.fingerprints import output_fingerprint
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Publication, decide
 from pipeline.render import templates
@@ -68,7 +68,7 @@ class BuildReport:
 
 
 def site_fingerprint(config: Config, dirs: list[Path]) -> str:
-    return key_of(templates.fingerprint(dirs), config.fingerprint, code_fingerprint())
+    return output_fingerprint(config, templates.fingerprint(dirs))
 
 
 def issue_links(config: Config, state: StateStore) -> tuple[IssueLink, ...]:

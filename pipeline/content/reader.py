@@ -23,13 +23,12 @@ from pipeline.content import confine, fields, frontmatter
 from pipeline.content.cache import Cached, RenderCache
 from pipeline.content.model import ASSET_PREFIX, Attachment, Audio, Event, Item, ItemState
 from pipeline.errors import Problem
-from pipeline.fingerprints import code_fingerprint
+from pipeline.fingerprints import output_fingerprint
 from pipeline.workers import CRASHED, TIMED_OUT, cpu_count, map_with_deadline, pool
 
 CONTENT_DIR = "content"
 
 
-PARSER_VERSION = code_fingerprint("content")  # cached parse results follow the code
 _POOL_THRESHOLD = 64  # below this many uncached files a pool costs more than it saves
 
 
@@ -50,6 +49,7 @@ class ContentSet:
 
     items: tuple[Item, ...]
     problems: tuple[Problem, ...]
+    parsed: int = 0  # files parsed this run, not answered from the cache
 
     def by_state(self, now: datetime) -> dict[ItemState, list[Item]]:
         out: dict[ItemState, list[Item]] = {state: [] for state in ItemState}
@@ -66,7 +66,7 @@ def settings_for(config: Config) -> fields.ReaderSettings:
         tracks=tuple(config.tracks),
         timezone=config.site.timezone,
         base_url=config.site.base_url,
-        fingerprint=f"{PARSER_VERSION}:{config.fingerprint}",
+        fingerprint=output_fingerprint(config),  # no template shapes a parsed item
     )
 
 
@@ -335,8 +335,8 @@ def read_content(
     """Read, validate and render every item under content/ (`files`: as just scanned)."""
     settings = settings_for(config)
     problems: list[Problem] = []
-    cache = RenderCache(config.path(config.build.cache)) if use_cache else None
-    cached = cache.load() if cache else {}
+    cache = RenderCache(config.path(config.build.cache), settings.fingerprint)
+    cached = cache.load() if use_cache else {}
     files = files or scan_content(config.root)
     sources = files.sources
     problems.extend(files.problems)
@@ -348,13 +348,10 @@ def read_content(
     for source in sources:
         rel = source.relative
         hit = cached.get(rel)
-        if hit is not None and hit.fingerprint == settings.fingerprint:
-            if hit.signature == source.signature:
-                results[rel] = hit.result
-                entries[rel] = hit
-                continue
-        else:
-            hit = None
+        if hit is not None and hit.signature == source.signature:
+            results[rel] = hit.result
+            entries[rel] = hit
+            continue
         try:
             data = confine.read_inside(Path(source.path), real_content, "content/")
         except confine.Refused as exc:
@@ -369,12 +366,12 @@ def read_content(
             results[rel] = hit.result
             entries[rel] = hit._replace(signature=source.signature)
             continue
-        entries[rel] = Cached(source.signature, settings.fingerprint, digest, None)
+        entries[rel] = Cached(source.signature, digest, None)
         todo.append((rel, data))
 
     fresh = _parse_all(todo, settings, config)
     results.update(fresh)
-    if cache:
+    if use_cache:
         for rel, result in fresh.items():
             entries[rel] = entries[rel]._replace(result=result)
         cache.store(entries, changed)
@@ -391,7 +388,7 @@ def read_content(
     items, duplicate_problems = _unique_ids(items)
     problems.extend(duplicate_problems)
     items.sort(key=lambda i: (i.published_at, i.id), reverse=True)
-    return ContentSet(tuple(items), tuple(sorted(problems, key=Problem.sort_key)))
+    return ContentSet(tuple(items), tuple(sorted(problems, key=Problem.sort_key)), len(fresh))
 
 
 # Python-Markdown's worst cases grow with (Markdown syntax characters) x (length): 1,000 `[`

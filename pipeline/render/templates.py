@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
@@ -112,51 +111,6 @@ def wrap(text: str, width: int = 72) -> str:
     )
 
 
-_bytecode: jinja2.BytecodeCache | None = None
-
-
-def _bytecode_cache() -> jinja2.BytecodeCache:
-    """Compiled templates shared by every environment of the process and kept on disk.
-
-    Compiling the newsletter and site templates costs ~0.3 s, more than rendering them.
-    Buckets are keyed by template name and checked against the source's checksum by
-    Jinja, so a project's own (different) template never gets another's code.
-    """
-    global _bytecode  # a per-process cache of compiled code, not a setting
-    if _bytecode is None:
-        import jinja2
-
-        class Cache(jinja2.FileSystemBytecodeCache):
-            def __init__(self, directory: str | None) -> None:
-                self.memory: dict[str, bytes] = {}
-                self.enabled = directory is not None
-                super().__init__(directory or ".", "krimppost-%s.cache")
-
-            def get_cache_key(self, name: str, filename: str | None = None) -> str:
-                return hashlib.sha1(name.encode()).hexdigest()
-
-            def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-                if bucket.key in self.memory:
-                    bucket.bytecode_from_string(self.memory[bucket.key])
-                elif self.enabled:
-                    super().load_bytecode(bucket)
-
-            def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-                self.memory[bucket.key] = bucket.bytecode_to_string()
-                if self.enabled:
-                    with contextlib.suppress(OSError):
-                        super().dump_bytecode(bucket)
-
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        directory: str | None = os.path.join(base, "krimppost", "jinja")
-        try:
-            os.makedirs(directory, exist_ok=True)  # type: ignore[arg-type]
-        except OSError:
-            directory = None
-        _bytecode = Cache(directory)
-    return _bytecode
-
-
 def _confined_loader(dirs: list[Path]) -> jinja2.BaseLoader:
     """Jinja's file loader, reading each template only from inside its own folder."""
     import jinja2
@@ -188,7 +142,6 @@ def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
-        bytecode_cache=_bytecode_cache(),
         loader=_confined_loader(dirs),
         autoescape=jinja2.select_autoescape(["html", "xml", "mjml.j2", "html.j2"], default=False),
         undefined=jinja2.StrictUndefined,
