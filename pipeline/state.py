@@ -370,6 +370,18 @@ class StateStore:
     def drop_job(self, table: str, job_id: str) -> None:
         self.db.execute(f"DELETE FROM {table} WHERE id = ?", (job_id,))
 
+    def replace_job(self, table: str, job_id: str, job_state: bytes) -> None:
+        self.db.execute(f"UPDATE {table} SET job_state = ? WHERE id = ?", (job_state, job_id))
+
+    def job_times(self, table: str) -> list[tuple[str, float | None]]:
+        """(id, next run as a POSIX time, None when paused) of every persisted job."""
+        try:
+            return self.db.execute(
+                f"SELECT id, next_run_time FROM {table} ORDER BY next_run_time"
+            ).fetchall()
+        except sqlite3.OperationalError:  # no job table yet
+            return []
+
     # outputs ---------------------------------------------------------------------------
 
     def outputs(self) -> dict[str, tuple[str, str]]:
@@ -392,6 +404,12 @@ class StateStore:
 
     def build_meta(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, value FROM build_meta").fetchall())
+
+    def next_change(self) -> datetime | None:
+        """When the clock alone next changes what is published, as the last build decided
+        (publish.Publication.next_change); None before the first build."""
+        value = self.build_meta().get("next_change")
+        return datetime.fromisoformat(value) if value else None
 
     def set_build_meta(self, values: dict[str, str]) -> None:
         """Inside a transaction."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +25,7 @@ from pipeline.render.newsletter import IssueLink, web_path
 from pipeline.render.output import Output, key_of
 from pipeline.render.outputs import all_outputs
 from pipeline.state import BuildLock, IssueStore, StateStore
-from pipeline.workers import Forked, cpu_count, long_lived, pool
-
-Progress = Callable[[int, int], None]
+from pipeline.workers import cpu_count, parallel_map
 
 
 @dataclass
@@ -82,7 +79,6 @@ def build(
     root: Path,
     now: datetime,
     *,
-    progress: Progress | None = None,
     lock_timeout: float = 60.0,
 ) -> BuildReport:
     started_wall = time.perf_counter()
@@ -105,13 +101,8 @@ def build(
                 return report
         from pipeline.social.compose import override_problems
         from pipeline.social.drafts import sync_drafts
-        from pipeline.social.syncindex import scan_folders
 
-        # While this process reads the content, another checks the 20,000 draft files.
-        folder_scan = Forked(scan_folders, config)
-        cleanup.callback(folder_scan.result)  # reaped whatever happens (`run` builds for days)
-        with long_lived():
-            content = read_content(config, files=files)
+        content = read_content(config, files=files)
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
             issues = issue_links(config, state)
@@ -132,7 +123,7 @@ def build(
                 (*override_problems(config, content.items), *content.problems),
                 warnings=(*file_problems(config),),
             )
-            changed = _write(config, outbox, outputs, previous, report, progress)
+            changed = _write(config, outbox, outputs, previous, report)
             # Write-ahead: the store learns of every new path before it appears in the outbox,
             # so a file left by a build killed before its end is still removed when stale.
             with state.transaction():
@@ -150,9 +141,7 @@ def build(
             # The rendering's data is done with: not to be carried into the social workers.
             del outputs, previous, produced
             # Social drafts for the live entries; comms edits are never overwritten.
-            # Its answer is the few folders that differ: it has long been sent and the
-            # process gone, unless the disk was slow; then it had the whole render to finish.
-            social = sync_drafts(config, publication.entries, now, scan=folder_scan.result())
+            social = sync_drafts(config, publication.entries, now)
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
             with state.transaction():
@@ -172,9 +161,7 @@ def build(
                     {
                         "inputs": inputs,
                         "now": now.astimezone(UTC).isoformat(),
-                        "next_change": _next_change(content, publication, now)
-                        .astimezone(UTC)
-                        .isoformat(),
+                        "next_change": publication.next_change.astimezone(UTC).isoformat(),
                         "problems": str(len(report.problems)),
                     }
                 )
@@ -190,19 +177,6 @@ def _inputs_fingerprint(
     return key_of(fp, files.signature, issues)
 
 
-def _next_change(content: object, publication: Publication, now: datetime) -> datetime:
-    """The first moment at which the clock alone changes the site: an embargo ends or an
-    event stops being upcoming."""
-    from pipeline.content.model import ItemState
-
-    moments = [i.published_at for i in content.items if i.state(now) is ItemState.EMBARGOED]  # type: ignore[attr-defined]
-    for entry in publication.entries:
-        event = entry.item.event
-        if event is not None and (event.end or event.start) >= now:
-            moments.append(event.end or event.start)
-    return min(moments, default=datetime(9999, 1, 1, tzinfo=UTC))
-
-
 def _nothing_to_do(config: Config, meta: dict[str, str], inputs: str, now: datetime) -> bool:
     if meta.get("inputs") != inputs or meta.get("problems") != "0":
         return False
@@ -214,28 +188,18 @@ def _nothing_to_do(config: Config, meta: dict[str, str], inputs: str, now: datet
 
 # Rendering more than this many outputs is spread over worker processes.
 _PARALLEL_THRESHOLD = 200
-_jobs: tuple[list[Output], Outbox, dict[str, tuple[str, str]]] | None = None
-
-
-def _set_jobs(jobs: list[Output], outbox: Outbox, previous: dict[str, tuple[str, str]]) -> None:
-    global _jobs  # the worker's share of the build, handed over once by fork
-    _jobs = (jobs, outbox, previous)
-
-
+_Shared = tuple[list[Output], Outbox, dict[str, tuple[str, str]]]
 # path, key, digest, staged temp file (None: identical bytes in place), error (None: made)
 _Rendered = tuple[str, str, str, tuple[str, str] | None, str | None]
 
 
-def _render_range(bounds: tuple[int, int]) -> list[_Rendered]:
-    assert _jobs is not None
-    jobs, outbox, previous = _jobs
+def _render_range(shared: _Shared, bounds: tuple[int, int]) -> list[_Rendered]:
+    jobs, outbox, previous = shared
     with outbox.writing_in_background():
         return [_render_one(out, outbox, previous) for out in jobs[bounds[0] : bounds[1]]]
 
 
-def _render_one(
-    out: Output, outbox: Outbox, previous: dict[str, tuple[str, str]]
-) -> _Rendered:
+def _render_one(out: Output, outbox: Outbox, previous: dict[str, tuple[str, str]]) -> _Rendered:
     """Render one output; stage it unless identical bytes are already in place."""
     try:
         data = out.produce()
@@ -256,7 +220,6 @@ def _write(
     outputs: list[Output],
     previous: dict[str, tuple[str, str]],
     report: BuildReport,
-    progress: Progress | None,
 ) -> dict[str, tuple[str, str]]:
     """Render and stage every output whose key changed; commit in stage order."""
     jobs = []
@@ -268,23 +231,14 @@ def _write(
             jobs.append(out)
     jobs.sort(key=lambda o: o.stage)
     last_stage = jobs[0].stage if jobs else 0
-    workers = cpu_count(config.build.workers)
+    workers = cpu_count(config.build.workers) if len(jobs) >= _PARALLEL_THRESHOLD else 1
+    # Ranges of ~1/8 of a worker's share: both cores stay busy to the end.
+    size = max(20, len(jobs) // (workers * 8))
+    bounds = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
     results: list[_Rendered] = []
     try:
-        if workers > 1 and len(jobs) >= _PARALLEL_THRESHOLD:
-            size = max(20, len(jobs) // (workers * 8))
-            bounds = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
-            with pool(workers, _set_jobs, (jobs, outbox, previous)) as executor:
-                for chunk in executor.map(_render_range, bounds):
-                    results.extend(chunk)
-                    if progress is not None:
-                        progress(len(results), len(jobs))
-        else:
-            with outbox.writing_in_background():
-                for index, out in enumerate(jobs):
-                    results.append(_render_one(out, outbox, previous))
-                    if progress is not None and index % 50 == 0:
-                        progress(index, len(jobs))
+        for chunk in parallel_map(_render_range, (jobs, outbox, previous), bounds, workers):
+            results.extend(chunk)
         changed: dict[str, tuple[str, str]] = {}
         owners = {f"site/{e.path}": e.item.source for e in report.publication.entries}
         for job, (path, key, d, temp, error) in zip(jobs, results, strict=True):

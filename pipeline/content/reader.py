@@ -24,7 +24,7 @@ from pipeline.content.cache import Cached, RenderCache
 from pipeline.content.model import ASSET_PREFIX, Attachment, Audio, Event, Item, ItemState
 from pipeline.errors import Problem
 from pipeline.fingerprints import output_fingerprint
-from pipeline.workers import CRASHED, TIMED_OUT, cpu_count, map_with_deadline, pool
+from pipeline.workers import CRASHED, TIMED_OUT, cpu_count, map_with_deadline, parallel_map
 
 CONTENT_DIR = "content"
 
@@ -324,8 +324,9 @@ def scan_content(root: Path) -> ContentFiles:
     return ContentFiles(sources, h.hexdigest(), tuple(problems))
 
 
-def _parse_chunk(args: tuple[list[tuple[str, bytes]], fields.ReaderSettings]) -> list[ParseResult]:
-    chunk, settings = args
+def _parse_chunk(
+    settings: fields.ReaderSettings, chunk: list[tuple[str, bytes]]
+) -> list[ParseResult]:
     return [parse_item(rel, data, settings) for rel, data in chunk]
 
 
@@ -455,12 +456,12 @@ def _parse_quick(
         return {rel: parse_item(rel, data, settings) for rel, data in todo}
     # Small chunks keep both cores busy to the end; large ones cut pickling overhead.
     size = max(8, len(todo) // (workers * 16))
-    chunks = [(todo[i : i + size], settings) for i in range(0, len(todo), size)]
+    chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
     out: dict[str, ParseResult] = {}
-    with pool(workers) as executor:
-        for chunk, results in zip(chunks, executor.map(_parse_chunk, chunks), strict=True):
-            for (rel, _), result in zip(chunk[0], results, strict=True):
-                out[rel] = result
+    answers = parallel_map(_parse_chunk, settings, chunks, workers)
+    for chunk, results in zip(chunks, answers, strict=True):
+        for (rel, _), result in zip(chunk, results, strict=True):
+            out[rel] = result
     return out
 
 
