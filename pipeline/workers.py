@@ -12,7 +12,6 @@ the parent dies.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import os
@@ -234,7 +233,3 @@ def _run_job(parent: int, send: Any, function: Callable[..., Any], args: tuple[A
         answer = ("fout", str(exc) or type(exc).__name__, lines)
     send.send(answer)
     send.close()
-
-
-# Until the parse cache stops using it (issue 14 in progress): no collector tuning any more.
-collector_paused = contextlib.nullcontext
