@@ -240,10 +240,14 @@ class StateStore:
         try:
             private_sqlite(path)
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            # Two processes may open a new store at once (the `run` service and its first
+            # build job). SQLite waits for neither the switch to WAL ('database is locked')
+            # nor our read of the schema version (both would migrate): one at a time.
+            with OpenLock(path, timeout=30):
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise KrimppostError(
                 [Problem(str(path), None, f"state store onbruikbaar: {exc}")]
@@ -661,3 +665,9 @@ class BuildLock(FileLock):
 
     suffix = ".build.lock"
     message = "er draait al een build voor dit project; probeer het straks opnieuw"
+
+
+class OpenLock(FileLock):
+    """Held while a StateStore sets up its connection and migrates (a moment, not a session)."""
+
+    suffix = ".open.lock"
