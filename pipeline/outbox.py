@@ -1,8 +1,9 @@
 """The one writer into outbox/: confined paths, atomic files, stale files removed last.
 
-Files are staged as hidden temp files beside their destination, each flushed to disk as it
-is written (`fsync`, in the writer threads), then renamed in order; then every folder that
-got a new name is flushed, so the renames are durable too. A kill or a power cut at any
+Files are staged as hidden temp files beside their destination; at the commit every one is
+flushed to disk (`fsync`, from many threads at once, which the file system commits
+together), then they are renamed in order, and every folder that got a new name is
+flushed, so the renames are durable too. A kill or a power cut at any
 moment leaves every file whole, old or new; leftover temp files are swept at the start of
 the next build or compile, and by a failing one. Only the outbox is flushed, never the
 whole host's file systems (`os.sync`).
@@ -165,15 +166,17 @@ class Outbox:
         target = self.text_path(relative)
         temp = self._temp_for(target)
         _write_temp(temp, data)
+        _fsync_file(temp)
         os.replace(temp, target)
         _fsync_dir(os.path.dirname(target))
 
     def commit(self) -> int:
-        """Move every staged (already durable) file into place in staging order, then make
+        """Make every staged file durable, move them into place in staging order, then make
         the renames durable."""
         self.flush()
         if not self._staged:
             return 0
+        _in_threads(_fsync_file, [staged[0] for staged in self._staged])
         bounds = [0, *self._barriers, len(self._staged)]
         for start, end in itertools.pairwise(bounds):
             batch = self._staged[start:end]
@@ -227,8 +230,9 @@ _PARALLEL_RENAMES = 256
 
 
 def _in_threads(function: Callable[[Any], None], items: list[Any]) -> None:
-    """Renames and folder flushes into many folders wait on the disk: a few threads overlap
-    them (see bench/README.md); a short list is done in this thread."""
+    """Flushes and renames of many files wait on the disk: threads overlap them, and the
+    file system commits concurrent flushes together (see bench/README.md); a short list is
+    done in this thread."""
     if len(items) < _PARALLEL_RENAMES:
         for item in items:
             function(item)
@@ -266,8 +270,14 @@ def _write_temp(temp: str, data: bytes) -> None:
         fh = open(temp, "wb")  # noqa: SIM115
     with fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: str | Path) -> None:
