@@ -16,42 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_build import EVENT, PODCAST
 
 from conftest import REPO, VALID, Project, build_at, outbox_files
 from pipeline.commands.build import BuildReport
 from pipeline.config import load_config
 from pipeline.content.reader import read_content
-
-EVENT = """\
----
-title: "Masterclass: sloop & transformatie"
-date: 2026-11-10
-kind: event
-track: woningmarkt
-summary: Een middag over de woningvoorraad.
-event:
-  start: 2027-01-21T13:30
-  end: 2027-01-21T17:00
-  location: Glaspaleis, Heerlen
----
-Programma volgt.
-"""
-
-PODCAST = """\
----
-title: Podcast aflevering 4
-date: 2026-10-01T09:00
-kind: podcast
-track: woningmarkt
-summary: Over de woning van morgen.
-audio:
-  url: https://cdn.example.nl/afl-4.mp3
-  length: 3400000
-  duration: "00:41:05"
-  type: audio/mpeg
----
-Luister mee.
-"""
 
 EMBARGOED = VALID.replace("date: 2026-11-01", "date: 2026-11-01\npublish_at: 2026-12-15T09:00")
 FIRST, SECOND = "2026-11-27T12:00", "2026-11-28T09:00"  # nothing is due in between

@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
-from test_delivery import Recorder, Sink, set_smtp
-from test_serve import Server, World
+from test_serve import World, serving
 from test_social_cli import build_drafts
 
 from conftest import REPO, VALID, Project
@@ -51,17 +50,8 @@ def default_world(project: Project) -> Iterator[World]:
     text = path.read_text(encoding="utf-8")
     path.write_text(re.sub(r"(?m)^message_id_domain\s*=.*\n", "", text), encoding="utf-8")
     assert "message_id_domain" not in path.read_text(encoding="utf-8")
-    site = project.root / "outbox" / "site"
-    site.mkdir(parents=True)
-    (site / "index.html").write_text("<!doctype html><title>Voorbeeld</title>", encoding="utf-8")
-    recorder = Recorder()
-    sink = Sink(recorder)
-    set_smtp(project.root, sink.port)
-    clock = [datetime(2026, 11, 27, 12, 0, tzinfo=UTC)]
-    server = Server(project.root, clock)
-    yield World(project, server, recorder, clock)
-    server.close()
-    sink.close()
+    with serving(project) as world:
+        yield world
 
 
 def test_confirmation_mail_has_a_valid_message_id_by_default(default_world: World) -> None:

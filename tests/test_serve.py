@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import threading
@@ -121,6 +122,13 @@ class World:
 
 @pytest.fixture
 def world(project: Project) -> Iterator[World]:
+    with serving(project) as world:
+        yield world
+
+
+@contextlib.contextmanager
+def serving(project: Project) -> Iterator[World]:
+    """The web app of `project` over a mail sink, with a clock the test moves."""
     site = project.root / "outbox" / "site"
     site.mkdir(parents=True)
     (site / "index.html").write_text("<!doctype html><title>Voorbeeld</title>", encoding="utf-8")
