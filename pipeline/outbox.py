@@ -38,6 +38,7 @@ class Outbox:
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
         self._barriers: list[int] = []
+        self._durable: set[str] = set()  # temp files already flushed (by a worker)
 
     @contextlib.contextmanager
     def writing_in_background(self, threads: int = 2) -> Iterator[Outbox]:
@@ -145,14 +146,19 @@ class Outbox:
         return temp, target
 
     def take_staged(self) -> list[tuple[str, ...]]:
-        """Hand over what this (worker's) outbox staged, for another to `adopt` and commit."""
+        """Hand over what this (worker's) outbox staged, flushed to disk, for another to
+        `adopt(..., durable=True)` and commit."""
         self.flush()
         staged, self._staged = self._staged, []
+        make_durable(staged)
         return staged
 
-    def adopt(self, staged: list[tuple[str, ...]]) -> None:
-        """Take over files staged by worker processes, to commit them with ours."""
+    def adopt(self, staged: list[tuple[str, ...]], *, durable: bool = False) -> None:
+        """Take over files staged by worker processes, to commit them with ours; `durable`:
+        the worker flushed them already (`make_durable`)."""
         self._staged.extend(staged)
+        if durable:
+            self._durable.update(temp for temp, *_ in staged)
 
     def barrier(self) -> None:
         """Files staged after this point are moved into place only after every file staged
@@ -176,7 +182,7 @@ class Outbox:
         self.flush()
         if not self._staged:
             return 0
-        _in_threads(_fsync_file, [staged[0] for staged in self._staged])
+        make_durable([s for s in self._staged if s[0] not in self._durable])
         bounds = [0, *self._barriers, len(self._staged)]
         for start, end in itertools.pairwise(bounds):
             batch = self._staged[start:end]
@@ -186,6 +192,7 @@ class Outbox:
         count = len(self._staged)
         self._staged = []
         self._barriers = []
+        self._durable = set()
         return count
 
     def _folders_of(self, staged: list[tuple[str, ...]]) -> set[str]:
@@ -208,6 +215,7 @@ class Outbox:
                 os.unlink(temp)
         self._staged = []
         self._barriers = []
+        self._durable = set()
 
     def remove(self, relatives: list[str]) -> int:
         """Delete files no longer produced, and folders left empty by that."""
@@ -227,6 +235,13 @@ class Outbox:
 
 
 _PARALLEL_RENAMES = 256
+
+
+def make_durable(staged: list[tuple[str, ...]]) -> None:
+    """Flush staged temp files to disk. A worker process does it for its own files before
+    it hands them over, so the waits on the disk overlap with the other workers' rendering
+    (see bench/README.md)."""
+    _in_threads(_fsync_file, [temp for temp, *_ in staged])
 
 
 def _in_threads(function: Callable[[Any], None], items: list[Any]) -> None:

@@ -18,7 +18,7 @@ from pipeline.config import Config, file_problems, load_config
 from pipeline.content.reader import ContentFiles, read_content, scan_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.fingerprints import output_fingerprint
-from pipeline.outbox import Outbox, digest
+from pipeline.outbox import Outbox, digest, make_durable
 from pipeline.publish import Publication, decide
 from pipeline.render import templates
 from pipeline.render.newsletter import IssueLink, web_path
@@ -196,7 +196,9 @@ _Rendered = tuple[str, str, str, tuple[str, str] | None, str | None]
 def _render_range(shared: _Shared, bounds: tuple[int, int]) -> list[_Rendered]:
     jobs, outbox, previous = shared
     with outbox.writing_in_background():
-        return [_render_one(out, outbox, previous) for out in jobs[bounds[0] : bounds[1]]]
+        done = [_render_one(out, outbox, previous) for out in jobs[bounds[0] : bounds[1]]]
+    make_durable([temp for _, _, _, temp, _ in done if temp is not None])
+    return done
 
 
 def _render_one(out: Output, outbox: Outbox, previous: dict[str, tuple[str, str]]) -> _Rendered:
@@ -261,7 +263,7 @@ def _write(
                 if report.written and job.stage != last_stage:
                     outbox.barrier()
                 last_stage = job.stage
-                outbox.adopt([temp])
+                outbox.adopt([temp], durable=True)
                 report.written.append(path)
     except BaseException:
         outbox.discard()

@@ -511,7 +511,7 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
             # Gone items are few; their month is known only from their drafts.
             result, _drafts = sync.folder(folder, None, True)
             results.append(result)
-            outbox.adopt(result.staged)
+            outbox.adopt(result.staged, durable=True)
             result.staged = []
             work(result.info.month(config))
     _commit(outbox)  # before month pages are rendered from these folders' files
@@ -525,7 +525,7 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
     month_staged: list[tuple[str, str]] = []
     for month_results, staged, staged_page in _sync_months(sync, works):
         results.extend(month_results)
-        outbox.adopt(staged)
+        outbox.adopt(staged, durable=True)
         if staged_page is not None:
             month_staged.append(staged_page)
     problems: list[Problem] = []
@@ -533,7 +533,7 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
         for outcome, n in result.outcomes.items():
             setattr(report, outcome, getattr(report, outcome) + n)
         problems.extend(result.problems)
-        outbox.adopt(result.staged)
+        outbox.adopt(result.staged, durable=True)
     enabled_ids = {p.id for p in sync.enabled}
     report.unchanged += sum(
         sum(1 for platform in record.drafts if platform in enabled_ids)
