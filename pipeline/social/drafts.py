@@ -20,7 +20,7 @@ Rules (`reconcile`):
 - A draft file deleted by hand is made again while its item is online (reject it instead).
 
 Folders are synced month by month, in worker processes when there are many (a cold build
-makes 20,000 drafts; see bench/README.md, "Social drafts in worker processes").
+makes 20,000 drafts; what that saves: bench/README.md, "Social drafts (issue 14)").
 """
 
 from __future__ import annotations
