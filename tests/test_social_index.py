@@ -30,11 +30,16 @@ from pipeline.state import StateStore
 INDEX_TABLES = ("social_folders", "social_drafts")
 
 
-@pytest.fixture
-def item_project(project: Project) -> Project:
+def with_two_items(project: Project) -> Project:
+    """Two items in two months of publication."""
     project.write(ITEM_PATH, ITEM)
     project.write("wrb/a.md", VALID.replace("date: 2026-11-01", "date: 2026-09-15"))
     return project
+
+
+@pytest.fixture
+def item_project(project: Project) -> Project:
+    return with_two_items(project)
 
 
 def state_path(project: Project) -> Path:
@@ -193,3 +198,21 @@ def test_a_hand_edit_is_never_overwritten_with_the_index_in_place(item_project: 
     sync(item_project, NOW)
     assert body(path) == "Nog eens met de hand."
     assert front_matter(path)["status"] == "stale"
+
+
+def test_worker_processes_make_what_one_process_makes(
+    item_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The months of a big sync go to forked workers (`parallel_map`); two items in two
+    months stand in for 5,000 here."""
+    from pipeline.social import drafts
+    from pipeline.workers import can_fork
+
+    copy = with_two_items(Project(tmp_path / "copy"))
+    sync(item_project)
+    monkeypatch.setattr(drafts, "_PARALLEL_THRESHOLD", 1)
+    assert can_fork()  # else this would test the serial path twice
+    sync(copy)
+    assert social_files(copy) == social_files(item_project)
+    with StateStore(state_path(copy)) as state:
+        assert sorted(state.social_index()[1]) == sorted(["wrb-a", ITEM_ID])
