@@ -205,14 +205,30 @@ def test_worker_processes_make_what_one_process_makes(
 ) -> None:
     """The months of a big sync go to forked workers (`parallel_map`); two items in two
     months stand in for 5,000 here."""
-    from pipeline.social import drafts
-    from pipeline.workers import can_fork
+    import subprocess
+    import sys
+
+    from conftest import REPO
 
     copy = with_two_items(Project(tmp_path / "copy"))
     sync(item_project)
-    monkeypatch.setattr(drafts, "_PARALLEL_THRESHOLD", 1)
-    assert can_fork()  # else this would test the serial path twice
-    sync(copy)
+    # In a fresh process: this one may run threads left by other tests, and then
+    # parallel_map rightly does the work itself instead of forking.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[2]);"
+        "from pathlib import Path; from conftest import Project;"
+        "from pipeline.social import drafts; from pipeline.workers import can_fork;"
+        "from test_social_drafts import sync;"
+        "drafts._PARALLEL_THRESHOLD = 1;"
+        "assert can_fork(), 'this would test the serial path twice';"
+        "project = Project.__new__(Project); project.root = Path(sys.argv[1]);"
+        "sync(project)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(copy.root), str(REPO / "tests")],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert social_files(copy) == social_files(item_project)
     with StateStore(state_path(copy)) as state:
         assert sorted(state.social_index()[1]) == sorted(["wrb-a", ITEM_ID])
