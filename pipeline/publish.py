@@ -138,9 +138,6 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
     pub = Publication(entries=())
     base_url = config.site.base_url
 
-    def make_entry(item: Item, record: ItemRecord, last_good: bool = False) -> Entry:
-        return online_entry(config, item, record, last_good)
-
     aliases = state.aliases()
     published_ids = {i.id for i in content.items if i.state(now) is ItemState.PUBLISHED}
     moved_from = _moves(content, state, records, aliases, broken_sources, published_ids)
@@ -186,7 +183,7 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
             # Moved with an explicit `id:`: the same entry; its record follows the file.
             record = record._replace(source=item.source)
             pub.saves.append((record, item_to_json(item)))
-        entries.append(make_entry(item, record))
+        entries.append(online_entry(config, item, record))
 
     moved_away = {old_id for old_id, _ in pub.moved}
     carriers = {e.entry_id: e.id for e in entries}
@@ -196,7 +193,7 @@ def decide(config: Config, content: ContentSet, state: StateStore, now: datetime
         if record.source in broken_sources or _under_problem(record.source, broken_sources):
             stored = state.last_good(record.id)
             if stored is not None:
-                entries.append(make_entry(item_from_json(stored), record, last_good=True))
+                entries.append(online_entry(config, item_from_json(stored), record, last_good=True))
                 pub.kept.append(record.id)
                 continue
         if (carrier := carriers.get(record.entry_id)) is not None:
