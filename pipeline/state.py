@@ -648,8 +648,6 @@ class FileLock:
                     os.close(fd)
                     raise KrimppostError([Problem(str(self.path), None, self.message)]) from None
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
         return self
 

@@ -13,7 +13,6 @@ the parent dies.
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 import signal
 import sys
@@ -21,7 +20,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import wait
 from typing import Any
@@ -66,30 +66,46 @@ def parallel_map(
     shared: Any,
     tasks: Sequence[Any],
     workers: int,
-    *,
-    chunksize: int = 1,
 ) -> list[Any]:
-    """`function(shared, task)` for every task, results in task order: in up to `workers`
-    forked processes when there is more than one task and forking is safe here, else in
-    this process. `shared` reaches the workers by the fork itself, never pickled; tasks and
-    results are pickled, so keep them small (an index, a range, a summary)."""
+    """`function(shared, task)` for every task, results in task order: in this process and
+    up to `workers - 1` forked ones when there is more than one task and forking is safe
+    here, else in this process alone. `shared` reaches the workers by the fork itself, never
+    pickled; tasks and results are pickled, so keep them small (an index, a range, a
+    summary)."""
     global _shared
     if workers <= 1 or len(tasks) <= 1 or not can_fork():
         return [function(shared, task) for task in tasks]
+    # The caller works too: a forked worker comes to hold a private copy of every page of
+    # the shared data it touches, so one fewer of them is that much less memory.
+    results: list[Any] = [None] * len(tasks)
+    todo = deque(range(len(tasks)))
+    pending: dict[Future[Any], int] = {}
+    forks = min(workers, len(tasks)) - 1
     _shared = shared
+    # With the fork method the executor forks all its workers before it starts its own
+    # threads, so no child is forked from a process with threads.
+    executor = ProcessPoolExecutor(
+        max_workers=forks,
+        mp_context=get_context("fork"),
+        initializer=_start,
+        initargs=(os.getpid(),),
+    )
     try:
-        # With the fork method the executor forks all its workers before it starts its
-        # own threads, so no child is forked from a process with threads.
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)),
-            mp_context=get_context("fork"),
-            initializer=_start,
-            initargs=(os.getpid(),),
-        ) as executor:
-            return list(
-                executor.map(functools.partial(_with_shared, function), tasks, chunksize=chunksize)
-            )
+        while todo or pending:
+            # Two tasks queued per worker keep it busy while the caller runs one of its own.
+            while todo and len(pending) < 2 * forks:
+                index = todo.popleft()
+                pending[executor.submit(_with_shared, function, tasks[index])] = index
+            if todo:
+                index = todo.pop()  # from the other end: the two meet in the middle
+                results[index] = function(shared, tasks[index])
+            else:
+                futures_wait(pending, return_when=FIRST_COMPLETED)
+            for future in [f for f in pending if f.done()]:
+                results[pending.pop(future)] = future.result()
+        return results
     finally:
+        executor.shutdown(wait=True, cancel_futures=True)
         _shared = None
 
 
