@@ -125,9 +125,11 @@ def test_a_new_file_in_the_old_place_of_a_moved_one_is_a_new_item(project: Proje
     assert compile_at(project, NOW).number == 1
 
     move(project, "wrb/x.md", "archief/x.md")
-    fresh = VALID.replace("Een geldig item", "Nieuw op de oude plek").replace(
-        "Tekst van het item.", "Heel andere tekst."
-    ).replace("2026-11-01", "2026-11-27")
+    fresh = (
+        VALID.replace("Een geldig item", "Nieuw op de oude plek")
+        .replace("Tekst van het item.", "Heel andere tekst.")
+        .replace("2026-11-01", "2026-11-27")
+    )
     project.write("wrb/x.md", fresh)
     report = build_at(project, LATER)
     assert report.publication.moved == [("wrb-x", "archief-x")]

@@ -225,7 +225,9 @@ def test_odd_but_valid_input_builds(project: Project, text: str) -> None:
                for d in re.findall(r"<pubDate>[^<]*</pubDate>", rss)), rss  # fmt: skip
     atom = (site / "feeds/atom.xml").read_text()
     for stamp in re.findall(r"<(?:updated|published)>([^<]*)<", atom):
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)", stamp), stamp
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)", stamp
+        ), stamp
     agenda = (site / "agenda.ics").read_bytes()
     assert b"\x01" not in agenda and "\u2028".encode() not in agenda
 
