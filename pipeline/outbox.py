@@ -1,8 +1,8 @@
 """The one writer into outbox/: confined paths, atomic files, stale files removed last.
 
 Files are staged as hidden temp files beside their destination; at the commit every one is
-flushed to disk (`fsync`, from many threads at once, which the file system commits
-together), then they are renamed in order, and every folder that got a new name is
+flushed to disk (`fsync`; worker processes flush their own before handing them over), then
+they are renamed in order, and every folder that got a new name is
 flushed, so the renames are durable too. A kill or a power cut at any
 moment leaves every file whole, old or new; leftover temp files are swept at the start of
 the next build or compile, and by a failing one. Only the outbox is flushed, never the
@@ -15,10 +15,8 @@ import contextlib
 import hashlib
 import itertools
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from pipeline.errors import KrimppostError, Problem
 
@@ -35,34 +33,8 @@ class Outbox:
         self._root_text = str(root)
         self._staged: list[tuple[str, ...]] = []
         self._made_dirs: set[str] = set()
-        self._writer: ThreadPoolExecutor | None = None
-        self._writes: list[Future[None]] = []
         self._barriers: list[int] = []
         self._durable: set[str] = set()  # temp files already flushed (by a worker)
-
-    @contextlib.contextmanager
-    def writing_in_background(self, threads: int = 2) -> Iterator[Outbox]:
-        """Temp files are written by threads while the caller renders the next output: on
-        this disk creating a file costs as much as rendering a page, and the two overlap."""
-        self._writer = ThreadPoolExecutor(threads)
-        try:
-            yield self
-        except BaseException:
-            with contextlib.suppress(Exception):  # the error in hand is the one to report
-                self.flush()
-            raise
-        else:
-            self.flush()
-        finally:
-            writer, self._writer = self._writer, None
-            writer.shutdown()
-
-    def flush(self) -> None:
-        """Wait for every temp file being written; then raise the first error."""
-        writes, self._writes = self._writes, []
-        wait(writes)
-        for write in writes:
-            write.result()
 
     def path_for(self, relative: str) -> Path:
         return Path(self.text_path(relative))
@@ -137,10 +109,6 @@ class Outbox:
     def stage_file(self, relative: str, data: bytes) -> tuple[str, str]:
         """Write a temp file beside the target without recording it; `adopt` it to commit."""
         target = self.text_path(relative)
-        if self._writer is not None:
-            temp = _temp_beside(target)  # its folder is made by the writer if need be
-            self._writes.append(self._writer.submit(_write_temp, temp, data))
-            return temp, target
         temp = self._temp_for(target)
         _write_temp(temp, data)
         return temp, target
@@ -148,7 +116,6 @@ class Outbox:
     def take_staged(self) -> list[tuple[str, ...]]:
         """Hand over what this (worker's) outbox staged, flushed to disk, for another to
         `adopt(..., durable=True)` and commit."""
-        self.flush()
         staged, self._staged = self._staged, []
         make_durable(staged)
         return staged
@@ -179,16 +146,17 @@ class Outbox:
     def commit(self) -> int:
         """Make every staged file durable, move them into place in staging order, then make
         the renames durable."""
-        self.flush()
         if not self._staged:
             return 0
         make_durable([s for s in self._staged if s[0] not in self._durable])
         bounds = [0, *self._barriers, len(self._staged)]
         for start, end in itertools.pairwise(bounds):
             batch = self._staged[start:end]
-            _in_threads(_replace, batch)
+            for staged in batch:
+                _replace(staged)
             # Pages must be durable in place before the listings that link to them are.
-            _in_threads(_fsync_dir, sorted(self._folders_of(batch)))
+            for folder in sorted(self._folders_of(batch)):
+                _fsync_dir(folder)
         count = len(self._staged)
         self._staged = []
         self._barriers = []
@@ -208,8 +176,6 @@ class Outbox:
         return folders
 
     def discard(self) -> None:
-        with contextlib.suppress(Exception):
-            self.flush()
         for temp, *_ in self._staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
@@ -234,27 +200,12 @@ class Outbox:
         return removed
 
 
-_PARALLEL_RENAMES = 256
-
-
 def make_durable(staged: list[tuple[str, ...]]) -> None:
     """Flush staged temp files to disk. A worker process does it for its own files before
-    it hands them over, so the waits on the disk overlap with the other workers' rendering
+    it hands them over, so the waits on the disk overlap with the other worker's rendering
     (see bench/README.md)."""
-    _in_threads(_fsync_file, [temp for temp, *_ in staged])
-
-
-def _in_threads(function: Callable[[Any], None], items: list[Any]) -> None:
-    """Flushes and renames of many files wait on the disk: threads overlap them, and the
-    file system commits concurrent flushes together (see bench/README.md); a short list is
-    done in this thread."""
-    if len(items) < _PARALLEL_RENAMES:
-        for item in items:
-            function(item)
-        return
-    with ThreadPoolExecutor(16) as pool:
-        for _ in pool.map(function, items, chunksize=64):
-            pass
+    for temp, *_ in staged:
+        _fsync_file(temp)
 
 
 def _temp_beside(target: str) -> str:

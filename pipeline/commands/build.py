@@ -195,8 +195,7 @@ _Rendered = tuple[str, str, str, tuple[str, str] | None, str | None]
 
 def _render_range(shared: _Shared, bounds: tuple[int, int]) -> list[_Rendered]:
     jobs, outbox, previous = shared
-    with outbox.writing_in_background():
-        done = [_render_one(out, outbox, previous) for out in jobs[bounds[0] : bounds[1]]]
+    done = [_render_one(out, outbox, previous) for out in jobs[bounds[0] : bounds[1]]]
     make_durable([temp for _, _, _, temp, _ in done if temp is not None])
     return done
 

@@ -367,13 +367,11 @@ class _Sync:
         results = []
         drafts: dict[str, list[Draft]] = {}
         outbox = Outbox(self.config.outbox_dir)
-        with outbox.writing_in_background():
-            for job in work.dirty:
-                result, current = self.folder(*job, outbox)
-                results.append(result)
-                drafts[result.folder] = current
-        for result in results:
-            _sign(result, outbox)  # the temp files are all written now
+        for job in work.dirty:
+            result, current = self.folder(*job, outbox)
+            _sign(result, outbox)
+            results.append(result)
+            drafts[result.folder] = current
         infos = dict(work.clean)
         infos.update((r.folder, r.info) for r in results)
         folders = sorted(f for f, info in infos.items() if info.drafts)
