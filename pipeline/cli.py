@@ -103,6 +103,36 @@ def newsletter_compile(root: Path, now: datetime) -> None:
     click.echo(report.summary())
 
 
+@newsletter.command("approve")
+@click.argument("number", metavar="N", type=int)
+@click.option("--by", "by", metavar="NAAM", required=True, help="Wie het nummer goedkeurt.")
+@_root_option
+@_now_option
+@_reports_errors
+def newsletter_approve(number: int, by: str, root: Path, now: datetime) -> None:
+    """Keur nummer N goed: pas dan gaat het naar de abonnees en staat het op de site."""
+    from pipeline.commands.approval import approve_issue
+
+    report = approve_issue(root, number, by, now)
+    click.echo(report.summary())
+    if report.send_now:
+        from pipeline.commands.send import deliver
+
+        deliver(root, number, resend_uncertain=False)
+
+
+@newsletter.command("discard")
+@click.argument("number", metavar="N", type=int)
+@_root_option
+@_now_option
+@_reports_errors
+def newsletter_discard(number: int, root: Path, now: datetime) -> None:
+    """Gooi concept N weg (niet goedgekeurd, niet verstuurd): de berichten komen terug."""
+    from pipeline.commands.approval import discard_issue
+
+    click.echo(discard_issue(root, number, now))
+
+
 @cli.command()
 @_root_option
 @_reports_errors

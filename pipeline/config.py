@@ -63,6 +63,9 @@ class Option:
         return self.default is _REQUIRED
 
     def validate(self, value: Any) -> Any:
+        # A TOML date (`since = 2026-11-01`) is taken as the text of that date.
+        if self.kind is str and isinstance(value, date) and not isinstance(value, datetime):
+            value = value.isoformat()
         # bool is an int in Python, but `workers = true` is a mistake, not a number.
         if isinstance(value, bool) and self.kind is not bool:
             ok = False
@@ -160,6 +163,16 @@ def _at_least(minimum: int) -> Callable[[int], int]:
         return value
 
     return check
+
+
+def _optional_date(value: str) -> str:
+    """A calendar date, `2026-11-01` (a TOML date is read as this text)."""
+    if not value:
+        return value
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise OptionError(f"moet een datum zijn zoals 2026-11-01, niet '{value}'") from None
 
 
 def _relative_path(value: str) -> str:
@@ -358,7 +371,38 @@ class Newsletter:
     intro: str = option(
         "nieuwsbrief/voorwoord.md", _relative_path, doc="Voorwoord voor het volgende nummer."
     )
-    size_budget: int = option(102_000, _at_least(10_000), doc="Maximale grootte HTML-deel (bytes).")
+    size_budget: int = option(
+        102_000,
+        _at_least(10_000),
+        doc="Maximale grootte HTML-deel (bytes); een groter nummer wordt niet gemaakt.",
+    )
+    lookback_days: int = option(
+        30,
+        _at_least(0),
+        doc="Berichten van zoveel dagen vóór de eerste build komen nog in een nummer.",
+    )
+    since: str = option(
+        "", _optional_date, doc="Of: alleen berichten vanaf deze datum (bv. 2026-11-01)."
+    )
+    max_items: int = option(20, _at_least(1), doc="Maximaal aantal berichten per nummer.")
+    approval: bool = option(True, doc="Een nummer gaat pas weg na `newsletter approve`.")
+    send_on_approval: bool = option(
+        False, doc="Een goedgekeurd nummer meteen versturen, niet pas bij het volgende tijdstip."
+    )
+
+
+@dataclass(frozen=True)
+class SocialHorizon:
+    """The options of [social] itself, for every platform (its tables are the platforms)."""
+
+    lookback_days: int = option(
+        14,
+        _at_least(0),
+        doc="Berichten van zoveel dagen vóór de eerste build krijgen nog concepten.",
+    )
+    since: str = option(
+        "", _optional_date, doc="Of: alleen concepten voor berichten vanaf deze datum."
+    )
 
 
 # Per platform: the limit and how a link counts (0 = every character of the URL counts), as
@@ -502,6 +546,7 @@ class Config:
     podcast: Podcast
     newsletter: Newsletter
     social: Mapping[str, SocialPlatform]
+    social_horizon: SocialHorizon
     schedule: Schedule
     accessibility: Accessibility
     build: Build
@@ -548,8 +593,10 @@ class Config:
 SECTION_TYPES: dict[str, type] = {
     name: t
     for name, t in typing.get_type_hints(Config).items()
-    if isinstance(t, type) and is_dataclass(t)
+    if isinstance(t, type) and is_dataclass(t) and t is not SocialHorizon
 }
+# The keys of [social] that are not a platform's table.
+SOCIAL_HORIZON_OPTIONS: dict[str, Option] = options_of(SocialHorizon)
 SECTIONS: dict[str, dict[str, Option]] = {name: options_of(t) for name, t in SECTION_TYPES.items()}
 TRACK_OPTIONS: dict[str, Option] = options_of(Track)
 
@@ -690,7 +737,11 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
     if not isinstance(raw_social, dict):
         v.error(("social",), "[social] moet tabellen per platform bevatten, zoals [social.x]")
         raw_social = {}
+    general = {k: val for k, val in raw_social.items() if not isinstance(val, dict)}
+    social_horizon = v.section(("social",), general, SOCIAL_HORIZON_OPTIONS)
     for name in raw_social:
+        if name in general:
+            continue
         if name not in SOCIAL_DEFAULTS:
             v.error(
                 ("social", name),
@@ -708,6 +759,7 @@ def parse_config(text: str, root: Path, display: str = CONFIG_NAME) -> Config:
         root=root,
         tracks=MappingProxyType(tracks),
         social=MappingProxyType(social),
+        social_horizon=SocialHorizon(**social_horizon),
         **_resolve(values),
         fingerprint=hashlib.sha256(text.encode()).hexdigest()[:16],
         lines=MappingProxyType(index.lines),

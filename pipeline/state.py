@@ -187,6 +187,28 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 7: the horizon and approval (issue 15). `project` holds facts of the project itself:
+    # `first_build`, the clock of its first build, from which the newsletter and social
+    # horizons are counted; a store made before gets the moment of its earliest issue (or of
+    # its first build), so nothing already issued falls before the horizon. An issue is a
+    # concept until approved; one whose send had begun was sent before approval existed.
+    """
+    CREATE TABLE project (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO project (key, value)
+        SELECT 'first_build', moment FROM (
+            SELECT COALESCE((SELECT MIN(created_at) FROM issues), (SELECT MIN(now) FROM builds))
+                AS moment
+        ) WHERE moment IS NOT NULL;
+    ALTER TABLE issues ADD COLUMN approved_by TEXT;
+    ALTER TABLE issues ADD COLUMN approved_at TEXT;
+    UPDATE issues SET
+        approved_by = '(verstuurd voordat goedkeuring bestond)',
+        approved_at = (SELECT MIN(started) FROM send_runs WHERE issue = issues.number)
+        WHERE number IN (SELECT issue FROM send_runs);
+    """,
 )
 
 
@@ -421,6 +443,20 @@ class StateStore:
             "INSERT OR REPLACE INTO build_meta (key, value) VALUES (?, ?)", list(values.items())
         )
 
+    # facts of the project ------------------------------------------------------------------
+
+    def first_build(self) -> datetime | None:
+        """The clock of the project's first build: the horizons are counted from it."""
+        row = self.db.execute("SELECT value FROM project WHERE key = 'first_build'").fetchone()
+        return from_utc_text(row[0]) if row else None
+
+    def note_first_build(self, now: datetime) -> None:
+        """Inside a transaction; only the first call counts."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO project (key, value) VALUES ('first_build', ?)",
+            (utc_text(now),),
+        )
+
     # the sync index of the social drafts ---------------------------------------------------
 
     def social_index(self) -> tuple[str, dict[str, SocialFolderRecord]]:
@@ -507,6 +543,12 @@ class IssueRecord:
     agenda: str  # JSON list of item snapshots
     tracks: str  # JSON list of track ids with items in this issue
     items: tuple[tuple[str, str], ...]  # (item id, item snapshot JSON) in order
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.approved_by is not None
 
 
 def _entry(entry_ids: dict[str, str], item_id: str) -> str:
@@ -514,8 +556,24 @@ def _entry(entry_ids: dict[str, str], item_id: str) -> str:
     return entry_ids.get(item_id) or f"id:{item_id}"
 
 
+_ISSUE_COLUMNS = (
+    "number, subject, created_at, intro_hash, intro, agenda, tracks, approved_by, approved_at"
+)
+
+
 def _issue_from_row(row: tuple, items: tuple[tuple[str, str], ...]) -> IssueRecord:
-    return IssueRecord(row[0], row[1], from_utc_text(row[2]), row[3], row[4], row[5], row[6], items)
+    return IssueRecord(
+        row[0],
+        row[1],
+        from_utc_text(row[2]),
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        items,
+        row[7],
+        from_utc_text(row[8]) if row[8] else None,
+    )
 
 
 class IssueStore:
@@ -541,7 +599,8 @@ class IssueStore:
             is not None
         )
 
-    def create(
+    @contextmanager
+    def allocate(
         self,
         candidates: list[tuple[str, str]],
         make_subject: Callable[[int], str],
@@ -550,19 +609,22 @@ class IssueStore:
         agenda: str,
         tracks_of: Callable[[list[str]], str],
         entry_ids: dict[str, str] | None = None,
-    ) -> int | None:
-        """Allocate the next issue with the candidates not yet in any issue, atomically.
+    ) -> Iterator[IssueRecord | None]:
+        """Allocate the next issue with the candidates not yet in any issue, in one
+        transaction that the caller's `with` body runs inside: it renders and checks the
+        record, and an exception there rolls the allocation back (the issue is not made).
 
         `entry_ids` (item id -> feed entry id) keeps out an item issued under an earlier id.
-        Returns the new number, or None when every candidate was taken meanwhile (a
-        concurrent compile) or there were none.
+        Yields None when every candidate was taken meanwhile (a concurrent compile) or there
+        were none.
         """
         entry_ids = entry_ids or {}
         with self.state.transaction():
             taken = self.issued_entry_ids()
             fresh = [(i, snap) for i, snap in candidates if _entry(entry_ids, i) not in taken]
             if not fresh:
-                return None
+                yield None
+                return
             number = (self.db.execute("SELECT MAX(number) FROM issues").fetchone()[0] or 0) + 1
             intro_hash, intro_json = intro if intro else (None, None)
             if intro_hash and self.intro_used(intro_hash):
@@ -588,11 +650,36 @@ class IssueStore:
                     for pos, (item_id, snap) in enumerate(fresh)
                 ],
             )
-        return number
+            yield self.get(number)
+
+    def approve(self, number: int, by: str, at: datetime) -> None:
+        self.db.execute(
+            "UPDATE issues SET approved_by = ?, approved_at = ? WHERE number = ?",
+            (by, utc_text(at), number),
+        )
+
+    def send_begun(self, number: int) -> bool:
+        """Whether a send of the issue has begun (a send run was recorded)."""
+        row = self.db.execute("SELECT 1 FROM send_runs WHERE issue = ? LIMIT 1", (number,))
+        return row.fetchone() is not None
+
+    def unsent(self) -> list[IssueRecord]:
+        """Issues whose send has not begun, oldest first: concepts and approved ones."""
+        rows = self.db.execute(
+            "SELECT number FROM issues WHERE number NOT IN (SELECT issue FROM send_runs)"
+            " ORDER BY number"
+        ).fetchall()
+        return [record for (n,) in rows if (record := self.get(n)) is not None]
+
+    def discard(self, number: int) -> None:
+        """Remove an issue that was never sent: its items are free for the next one.
+        Inside a transaction."""
+        self.db.execute("DELETE FROM issue_items WHERE issue = ?", (number,))
+        self.db.execute("DELETE FROM issues WHERE number = ?", (number,))
 
     def get(self, number: int) -> IssueRecord | None:
         row = self.db.execute(
-            "SELECT number, subject, created_at, intro_hash, intro, agenda, tracks FROM issues WHERE number = ?",
+            f"SELECT {_ISSUE_COLUMNS} FROM issues WHERE number = ?",
             (number,),
         ).fetchone()
         if row is None:
@@ -611,11 +698,14 @@ class IssueStore:
     def latest(self) -> int | None:
         return self.db.execute("SELECT MAX(number) FROM issues").fetchone()[0]
 
-    def summaries(self) -> list[tuple[int, str, datetime]]:
+    def summaries(self, approved_only: bool = False) -> list[tuple[int, str, datetime]]:
+        """Number, subject and moment of each issue, newest first; with `approved_only`,
+        of the approved ones (a concept is not on the site)."""
+        where = " WHERE approved_by IS NOT NULL" if approved_only else ""
         return [
             (n, subject, from_utc_text(created))
             for n, subject, created in self.db.execute(
-                "SELECT number, subject, created_at FROM issues ORDER BY number DESC"
+                f"SELECT number, subject, created_at FROM issues{where} ORDER BY number DESC"
             )
         ]
 

@@ -29,9 +29,31 @@ class Project:
         self.root = root
         (root / "content").mkdir(parents=True)
         shutil.copy(REPO / "config.toml", root / "config.toml")
+        self.reach_back()
         cover = REPO / "content" / "afbeeldingen" / "podcast-omslag.png"
         (root / "content" / "afbeeldingen").mkdir()
         shutil.copy(cover, root / "content" / "afbeeldingen" / cover.name)
+
+    # Items in tests are dated weeks before the clock of their first build, and most tests
+    # send without a person approving: the horizons reach back far and approval is off,
+    # unless a test of those calls `use_defaults()`.
+    TEST_SETTINGS = (
+        ("[newsletter]\n", "lookback_days = 36500\napproval = false\n"),
+        ("[social.x]\n", "lookback_days = 36500\n"),
+    )
+
+    def reach_back(self) -> None:
+        path = self.root / "config.toml"
+        text = path.read_text(encoding="utf-8")
+        newsletter, social = self.TEST_SETTINGS
+        text = text.replace(newsletter[0], newsletter[0] + newsletter[1], 1)
+        # Keys of [social] itself go before its first sub-table.
+        text = text.replace(social[0], "[social]\n" + social[1] + "\n" + social[0], 1)
+        path.write_text(text, encoding="utf-8")
+
+    def use_defaults(self) -> None:
+        """The repository's config as it is: default horizons, approval on."""
+        shutil.copy(REPO / "config.toml", self.root / "config.toml")
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / "content" / relative

@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("content", ("pipeline.content.*",)),
     ("state", ("pipeline.state",)),
     ("outbox", ("pipeline.outbox",)),
-    ("publish", ("pipeline.publish",)),
+    ("publish", ("pipeline.publish", "pipeline.horizon")),
     ("render", ("pipeline.render.*",)),
     ("social", ("pipeline.social.*",)),
     ("delivery", ("pipeline.delivery.*",)),

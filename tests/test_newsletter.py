@@ -236,6 +236,13 @@ def test_size_budget(project: Project) -> None:
                 "summary: Een korte samenvatting.", "summary: " + "Lang. " * 60
             ),
         )
+    # Over the budget even with short teasers: refused, nothing made.
+    with pytest.raises(KrimppostError, match=r"ook met korte teasers [\d.]+ bytes HTML zijn, meer"):
+        compile_at(project, "2026-12-01T10:00")
+    assert not issue_files(project, 2).exists()
+    config.write_text(
+        config.read_text().replace("[newsletter]\n", "[newsletter]\nmax_items = 12\n")
+    )
     report = compile_at(project, "2026-12-01T10:00")
     assert report.warnings and "kortere teasers" in report.warnings[0]
     assert (

@@ -18,6 +18,7 @@ from pipeline.config import Config, file_problems, load_config
 from pipeline.content.reader import ContentFiles, read_content, scan_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.fingerprints import output_fingerprint
+from pipeline.horizon import horizons
 from pipeline.outbox import Outbox, digest, make_durable
 from pipeline.publish import Publication, decide
 from pipeline.render import templates
@@ -68,10 +69,15 @@ def site_fingerprint(config: Config, dirs: list[Path]) -> str:
     return output_fingerprint(config, templates.fingerprint(dirs))
 
 
+def public_issues(config: Config, state: StateStore) -> list[tuple[int, str, datetime]]:
+    """The issues on the site: a concept waiting for approval is not."""
+    return IssueStore(state).summaries(approved_only=config.newsletter.approval)
+
+
 def issue_links(config: Config, state: StateStore) -> tuple[IssueLink, ...]:
     return tuple(
         IssueLink(number, subject, created.astimezone(config.site.tz), web_path(number))
-        for number, subject, created in IssueStore(state).summaries()
+        for number, subject, created in public_issues(config, state)
     )
 
 
@@ -91,7 +97,7 @@ def build(
         fp = site_fingerprint(config, dirs)
         with StateStore(state_path) as state:
             files = scan_content(config.root)
-            inputs = _inputs_fingerprint(fp, files, IssueStore(state).summaries())
+            inputs = _inputs_fingerprint(fp, files, public_issues(config, state))
             meta = state.build_meta()
             if _nothing_to_do(config, meta, inputs, now):
                 report = BuildReport(
@@ -105,6 +111,7 @@ def build(
         content = read_content(config, files=files)
         with StateStore(state_path) as state:
             publication = decide(config, content, state, now)
+            reach = horizons(config, state.first_build(), now)
             issues = issue_links(config, state)
             # Temp files of a killed run go first, those of a failing build with it.
             outbox = cleanup.enter_context(Outbox(config.outbox_dir).session(state_path))
@@ -141,12 +148,13 @@ def build(
             # The rendering's data is done with: not to be carried into the social workers.
             del outputs, previous, produced
             # Social drafts for the live entries; comms edits are never overwritten.
-            social = sync_drafts(config, publication.entries, now)
+            social = sync_drafts(config, publication.entries, now, reach.social)
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
             with state.transaction():
                 # Moves first: a new file in the old place of a moved one is saved under the
                 # id the move withdraws.
+                state.note_first_build(now)
                 for old_id, new_id in publication.moved:
                     state.move_item(old_id, new_id, now)
                 for record, last_good in publication.saves:

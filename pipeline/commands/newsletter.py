@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.config import Config, ConfigError, load_config, newsletter_problems
+from pipeline.config import CONFIG_NAME, Config, ConfigError, load_config, newsletter_problems
 from pipeline.content.model import item_from_json
 from pipeline.content.reader import ContentSet, read_content
-from pipeline.errors import KrimppostError, Problem
+from pipeline.errors import KrimppostError, Problem, UsageError
+from pipeline.horizon import horizons
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry, Publication, decide, entry_to_json, online_entry
 from pipeline.render import message, templates
@@ -29,6 +30,7 @@ from pipeline.render.newsletter import (
     web_path,
 )
 from pipeline.render.outputs import newsletter_archive
+from pipeline.render.preflight import preflight
 from pipeline.state import BuildLock, IssueRecord, IssueStore, ItemRecord, StateStore
 
 
@@ -39,6 +41,9 @@ class CompileReport:
     items: int = 0
     agenda: int = 0
     size: int = 0
+    waiting: int = 0  # items left for a next issue by max_items
+    before_horizon: int = 0  # items never in an issue: first published before the horizon
+    approval: bool = False  # the issue made waits for approval
     warnings: list[str] = field(default_factory=list)
     repaired: list[int] = field(default_factory=list)
     problems: tuple[Problem, ...] = ()
@@ -46,11 +51,23 @@ class CompileReport:
 
     def summary(self) -> str:
         if self.number is None:
-            return "geen nieuwe berichten sinds de vorige nieuwsbrief; er is geen nummer gemaakt"
-        return (
-            f"nieuwsbrief {self.number} gemaakt: {self.items} berichten, {self.agenda} in de agenda, "
-            f"HTML {self.size / 1000:.1f} kB — {self.subject}"
-        )
+            text = "geen nieuwe berichten sinds de vorige nieuwsbrief; er is geen nummer gemaakt"
+        else:
+            text = (
+                f"nieuwsbrief {self.number} gemaakt: {self.items} berichten, {self.agenda} in "
+                f"de agenda, HTML {self.size / 1000:.1f} kB — {self.subject}"
+            )
+        if self.waiting:
+            text += f"; {self.waiting} bericht(en) wachten op een volgend nummer (max_items)"
+        if self.before_horizon:
+            text += f"; {self.before_horizon} bericht(en) van vóór de horizon komen in geen nummer"
+        if self.approval:
+            text += (
+                f"\nnummer {self.number} wacht op goedkeuring: bekijk het (krimppost newsletter "
+                f"send {self.number} --test ADRES) en keur het goed (krimppost newsletter approve "
+                f"{self.number} --by NAAM)"
+            )
+        return text
 
 
 def issue_dir(number: int) -> str:
@@ -91,8 +108,17 @@ def _intro(config: Config) -> tuple[str, str] | None:
     return digest, json.dumps({"html": html, "text": plain}, ensure_ascii=False)
 
 
-def write_issue(config: Config, outbox: Outbox, record: IssueRecord) -> RenderedIssue:
-    """Render an issue from the store and stage all its files (the manifest last)."""
+@dataclass(frozen=True)
+class IssueFiles:
+    """The files of an issue, rendered and not yet staged."""
+
+    rendered: RenderedIssue
+    files: dict[str, bytes]  # name in the issue's folder -> bytes, the manifest last
+    web_page: bytes  # site/nieuwsbrief/N/index.html
+
+
+def render_issue(config: Config, record: IssueRecord) -> IssueFiles:
+    """Render an issue from its record in the store."""
     env = templates.environment(templates.template_dirs(config.templates_dir), config.site.tz)
     view = view_of(config, record)
     base = message.unsubscribe_base(config)
@@ -109,16 +135,12 @@ def write_issue(config: Config, outbox: Outbox, record: IssueRecord) -> Rendered
         unsubscribe_mailto=config.newsletter.unsubscribe_mailto,
     )
     eml = message.build(config, envelope, list_text, list_html).as_bytes()
-    folder = issue_dir(record.number)
     files = {
         "message.mjml": rendered.mjml.encode(),
         "message.html": rendered.html.encode(),
         "message.txt": rendered.text.encode(),
         "message.eml": eml,
     }
-    for name, data in files.items():
-        outbox.stage(folder + name, data)
-    outbox.stage(f"site/{web_path(record.number)}index.html", list_html.encode())
     manifest = {
         "issue": record.number,
         "subject": record.subject,
@@ -131,11 +153,30 @@ def write_issue(config: Config, outbox: Outbox, record: IssueRecord) -> Rendered
         "warnings": list(rendered.warnings),
         "sizes": {name: len(data) for name, data in files.items()},
     }
-    outbox.stage(
-        folder + "manifest.json",
-        (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode(),
-    )
-    return rendered
+    files["manifest.json"] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
+    return IssueFiles(rendered, files, list_html.encode())
+
+
+def public(config: Config, record: IssueRecord) -> bool:
+    """Whether the issue is on the site: a concept waiting for approval is not."""
+    return record.approved or not config.newsletter.approval
+
+
+def stage_issue(config: Config, outbox: Outbox, record: IssueRecord, issue: IssueFiles) -> None:
+    """Stage the files of an issue, its manifest last (it marks the issue complete), and
+    its web version once it is public."""
+    folder = issue_dir(record.number)
+    for name, data in issue.files.items():
+        outbox.stage(folder + name, data)
+    if public(config, record):
+        outbox.stage(f"site/{web_path(record.number)}index.html", issue.web_page)
+
+
+def write_issue(config: Config, outbox: Outbox, record: IssueRecord) -> RenderedIssue:
+    """Render an issue from the store and stage all its files."""
+    issue = render_issue(config, record)
+    stage_issue(config, outbox, record, issue)
+    return issue.rendered
 
 
 def refresh_archive(config: Config, state: StateStore, outbox: Outbox, now: datetime) -> None:
@@ -196,6 +237,11 @@ def _on_site(
     return out, warnings
 
 
+def _ended(entry: Entry, now: datetime) -> bool:
+    event = entry.item.event
+    return event is not None and (event.end or event.start) < now
+
+
 def _candidates(
     config: Config,
     state: StateStore,
@@ -204,23 +250,58 @@ def _candidates(
     now: datetime,
     report: CompileReport,
 ) -> tuple[list[Entry], list[Entry]]:
-    """(entries as online, entries for the next issue)."""
+    """(entries as online, every entry waiting for an issue, oldest first)."""
     records = state.items()
     publication = decide(config, content, state, now)
     online, skipped = _on_site(config, state, records, publication)
     report.warnings.extend(skipped)
+    horizon = horizons(config, state.first_build(), now).newsletter
     # An item's feed entry id survives a move of its file (publish.py): an item issued
     # under its old id is not taken again under the new one, nor a copy of an issued text.
     issued, texts = issues.issued_entry_ids(), issues.issued_content_hashes()
-    candidates = [
-        e
-        for e in online
-        if e.item.newsletter and e.entry_id not in issued and e.item.content_hash not in texts
-    ]
-    return online, candidates
+    waiting = []
+    for e in online:
+        if not e.item.newsletter or e.entry_id in issued or e.item.content_hash in texts:
+            continue
+        if e.published < horizon:
+            report.before_horizon += 1
+        elif not _ended(e, now):
+            waiting.append(e)
+    waiting.sort(key=lambda e: (e.published, e.id))
+    return online, waiting
+
+
+def _dutch(number: int) -> str:
+    return f"{number:,}".replace(",", ".")
+
+
+def _refuse_oversize(config: Config, number: int, rendered: RenderedIssue) -> None:
+    size = len(rendered.html.encode())
+    budget = config.newsletter.size_budget
+    if size > budget:
+        raise KrimppostError(
+            [
+                Problem(
+                    CONFIG_NAME,
+                    config.line("newsletter", "size_budget"),
+                    f"nieuwsbrief {number} zou ook met korte teasers {_dutch(size)} bytes HTML "
+                    f"zijn, meer dan size_budget ({_dutch(budget)}); het nummer is niet "
+                    "gemaakt: verlaag [newsletter] max_items of verhoog size_budget",
+                )
+            ]
+        )
+
+
+def _concept_waiting(config: Config, issues: IssueStore) -> IssueRecord | None:
+    """The oldest issue that waits for approval (none when approval is off)."""
+    if not config.newsletter.approval:
+        return None
+    return next((r for r in issues.unsent() if not r.approved), None)
 
 
 def compile_issue(root: Path, now: datetime) -> CompileReport:
+    """The next issue, as a concept waiting for approval (unless approval is off). While a
+    concept waits, no next one is made: a second would only hide the first."""
     started = time.perf_counter()
     config = load_config(root)
     if problems := newsletter_problems(config):
@@ -243,34 +324,54 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     write_issue(config, outbox, record)
                     report.repaired.append(number)
             outbox.commit()
-
-            online, candidates = _candidates(config, state, issues, content, now, report)
-            if candidates:
+            if (concept := _concept_waiting(config, issues)) is not None:
+                raise UsageError(
+                    f"nieuwsbrief {concept.number} wacht nog op goedkeuring; keur het eerst "
+                    f"goed (krimppost newsletter approve {concept.number} --by NAAM) of geef "
+                    f"de berichten terug (krimppost newsletter discard {concept.number})"
+                )
+            online, waiting = _candidates(config, state, issues, content, now, report)
+            chosen = waiting[: config.newsletter.max_items]
+            report.waiting = len(waiting) - len(chosen)
+            if chosen:
                 agenda = sorted(
                     (e for e in online if e.item.event is not None and e.item.event.start > now),
                     key=lambda e: (e.item.event.start, e.id),  # type: ignore[union-attr]
                 )
-                number = issues.create(
-                    [(e.id, entry_to_json(e)) for e in candidates],
+                with issues.allocate(
+                    [(e.id, entry_to_json(e)) for e in chosen],
                     lambda n: subject_for(config, n, now),
                     now,
                     _intro(config),
                     json.dumps([entry_to_json(e) for e in agenda]),
-                    lambda ids: json.dumps(
-                        sorted({e.item.track for e in candidates if e.id in ids})
-                    ),
-                    {e.id: e.entry_id for e in candidates},
-                )
-                if number is not None:
-                    record = issues.get(number)
-                    assert record is not None
-                    rendered = write_issue(config, outbox, record)
+                    lambda ids: json.dumps(sorted({e.item.track for e in chosen if e.id in ids})),
+                    {e.id: e.entry_id for e in chosen},
+                ) as record:
+                    # Inside the allocation: a refused issue is rolled back, never made.
+                    if record is not None:
+                        files = render_issue(config, record)
+                        _refuse_oversize(config, record.number, files.rendered)
+                        view = view_of(config, record)
+                        found = preflight(
+                            config,
+                            built=frozenset(state.outputs()),
+                            entries=[e for sec in view.sections for e in sec.entries]
+                            + list(view.agenda),
+                            html=files.rendered.html,
+                            text=files.rendered.text,
+                            own_pages=frozenset({web_path(record.number), "nieuwsbrief/"}),
+                        )
+                        if found:
+                            raise KrimppostError(found)
+                if record is not None:
+                    stage_issue(config, outbox, record, files)
                     refresh_archive(config, state, outbox, now)  # commits the issue with it
-                    report.number = number
+                    report.number = record.number
                     report.subject = record.subject
                     report.items = len(record.items)
                     report.agenda = len(agenda)
-                    report.size = len(rendered.html.encode())
-                    report.warnings.extend(rendered.warnings)
+                    report.size = len(files.rendered.html.encode())
+                    report.warnings.extend(files.rendered.warnings)
+                    report.approval = config.newsletter.approval
     report.seconds = time.perf_counter() - started
     return report

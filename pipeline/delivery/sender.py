@@ -120,12 +120,15 @@ class Delivery:
         store_tag: str,
         progress: Callable[[int, int], None] | None = None,
         resend_uncertain: bool = False,
+        agenda_tracks: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.state = state
         self.log = DeliveryLog(state.db)
         self.issue = issue
         self.issue_tracks = issue_tracks
+        # A recipient's view: the sections and the agenda events of their tracks.
+        self.shown_tracks = frozenset(issue_tracks) | agenda_tracks
         self._make_template = templates
         self.store_tag = store_tag
         self.progress = progress
@@ -168,8 +171,8 @@ class Delivery:
 
     def _selection(self, tracks: str) -> frozenset[str]:
         if tracks == "*":
-            return frozenset(self.issue_tracks)
-        return frozenset(t for t in tracks.split(",") if t) & frozenset(self.issue_tracks)
+            return self.shown_tracks
+        return frozenset(t for t in tracks.split(",") if t) & self.shown_tracks
 
     def render_all(self) -> None:
         """Render every selection before the first message, so a template error sends nothing."""
@@ -451,6 +454,12 @@ def send_issue(
         if record is None:
             known = ", ".join(str(n) for n in issues.numbers()) or "geen"
             raise UsageError(f"nieuwsbrief {number} bestaat niet (wel: {known})")
+        if config.newsletter.approval and not record.approved:
+            raise KrimppostError(
+                f"nieuwsbrief {number} is nog niet goedgekeurd en wordt niet verstuurd; "
+                f"bekijk het met `krimppost newsletter send {number} --test ADRES` en keur "
+                f"het goed met `krimppost newsletter approve {number} --by NAAM`"
+            )
         view = view_of(config, record)
         env = templates.environment(templates.template_dirs(config.templates_dir), config.site.tz)
         url = message.unsubscribe_base(config) + TOKEN_PLACEHOLDER
@@ -469,6 +478,7 @@ def send_issue(
             store_tag,
             progress,
             resend_uncertain,
+            frozenset(e.item.track for e in view.agenda),
         )
         delivery.report.subject = record.subject
         delivery.prepare(datetime.now(UTC))

@@ -46,8 +46,12 @@ class IssueView:
         return frozenset(s.track for s in self.sections)
 
     def for_tracks(self, tracks: frozenset[str] | set[str]) -> IssueView:
-        """Only the sections a subscriber chose."""
-        return replace(self, sections=tuple(s for s in self.sections if s.track in tracks))
+        """Only the sections, and the events in the agenda, of the tracks a subscriber chose."""
+        return replace(
+            self,
+            sections=tuple(s for s in self.sections if s.track in tracks),
+            agenda=tuple(e for e in self.agenda if e.item.track in tracks),
+        )
 
     @property
     def preheader(self) -> str:

@@ -36,6 +36,7 @@ from pipeline.config import Config, SocialPlatform
 from pipeline.content.model import SOCIAL_PLATFORMS
 from pipeline.errors import KrimppostError, Problem
 from pipeline.fingerprints import output_fingerprint
+from pipeline.horizon import EARLIEST
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry
 from pipeline.social.compose import (
@@ -443,8 +444,14 @@ def _sync_months(sync: _Sync, works: list[MonthWork]) -> list[MonthDone]:
     return [sync.month(w) for w in works]
 
 
-def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> SocialReport:
+def sync_drafts(
+    config: Config, entries: Sequence[Entry], now: datetime, horizon: datetime = EARLIEST
+) -> SocialReport:
     """Bring outbox/social/ in line with the live entries and update the review pages.
+
+    An entry first published before `horizon` gets no drafts (an adopted archive is not
+    posted again); one that has drafts already, made before there was a horizon, keeps
+    them in line with its item as before.
 
     Call with the build lock held (the build does); review commands take the same lock.
 
@@ -491,6 +498,8 @@ def sync_drafts(config: Config, entries: Sequence[Entry], now: datetime) -> Soci
 
     for entry in entries:
         folder = entry.item.id
+        if entry.published < horizon and folder not in folders:
+            continue
         live[folder] = entry
         keys[folder] = _entry_key(entry)
         record = holding(folder, keys[folder])
