@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from pipeline.commands.clicktext import KrimppostCommand
 from pipeline.commands.options import _reports_errors, _root_option
+from pipeline.errors import UsageError
 
 MAX_LISTED = 50
 
@@ -23,15 +23,65 @@ MAX_LISTED = 50
     help="Verstuur ook aan de onzekere ontvangers: hun bericht ging helemaal weg maar de "
     "server bevestigde het niet (zij kunnen het dan twee keer krijgen).",
 )
+@click.option(
+    "--test",
+    "test",
+    multiple=True,
+    metavar="ADRES[,ADRES…]",
+    help="Stuur een proef alleen aan deze adressen, met [PROEF] voor het onderwerp: niet "
+    "aan abonnees, niet in het verzendlog, ook voor een nummer dat nog niet is goedgekeurd.",
+)
+@click.option(
+    "--tracks",
+    metavar="TRAJECT[,TRAJECT…]",
+    default=None,
+    help="Alleen met --test: de proef zoals een abonnee van deze trajecten die krijgt "
+    "(standaard: alle trajecten van het nummer).",
+)
 @_reports_errors
-def send(number: int | None, root: Path, resend_uncertain: bool) -> None:
+def send(
+    number: int | None,
+    root: Path,
+    resend_uncertain: bool,
+    test: tuple[str, ...],
+    tracks: str | None,
+) -> None:
     """Verstuur nummer N (standaard: het laatste) aan de actieve abonnees van zijn trajecten.
 
-    Een onderbroken verzending gaat bij de volgende run verder: niemand krijgt een nummer
-    twee keer. Wie een bericht onderweg had toen de vorige run stopte, of wiens bericht
-    de server niet meer bevestigde, staat als onzeker in de samenvatting (exit 1) en krijgt
-    het alleen opnieuw met --resend-uncertain.
+    Alleen een goedgekeurd nummer gaat weg (krimppost newsletter approve N --by NAAM),
+    tenzij [newsletter] approval = false. Een onderbroken verzending gaat bij de volgende
+    run verder: niemand krijgt een nummer twee keer. Wie een bericht onderweg had toen de
+    vorige run stopte, of wiens bericht de server niet meer bevestigde, staat als onzeker
+    in de samenvatting (exit 1) en krijgt het alleen opnieuw met --resend-uncertain.
+
+    Met --test ADRES[,ADRES…] gaat alleen een proef, naar die adressen (zie --tracks).
     """
+    if test:
+        if resend_uncertain:
+            raise UsageError(
+                "--resend-uncertain en --test gaan niet samen: een proef gaat nooit naar abonnees"
+            )
+        proof(root, number, test, tracks)
+        return
+    if tracks is not None:
+        raise UsageError(
+            "--tracks hoort bij --test (een proef); een gewone verzending geeft elke "
+            "abonnee de trajecten die die abonnee koos"
+        )
+    deliver(root, number, resend_uncertain)
+
+
+def proof(root: Path, number: int | None, addresses: tuple[str, ...], tracks: str | None) -> None:
+    """Send a proof of an issue; exits 1 unless every address accepted it."""
+    from pipeline.delivery.proof import send_proof
+
+    report = send_proof(root, number, addresses, tracks)
+    click.echo(report.summary())
+    sys.exit(0 if report.ok else 1)
+
+
+def deliver(root: Path, number: int | None, resend_uncertain: bool) -> None:
+    """Send an issue as `send` does, with its progress and summary; exits 1 unless all went."""
     from pipeline.delivery.sender import SendReport, send_issue
 
     def started(report: SendReport) -> None:
@@ -43,40 +93,15 @@ def send(number: int | None, root: Path, resend_uncertain: bool) -> None:
         )
 
     if sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-
-        class Rate(ProgressColumn):
-            def render(self, task: Any) -> Text:
-                speed = task.finished_speed or task.speed
-                return Text(f"{speed:.0f} berichten/s" if speed else "– berichten/s")
-
-        with Progress(
-            TextColumn("versturen"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            Rate(),
-            TextColumn("nog"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
+        with click.progressbar(
+            length=1, label="versturen", file=sys.stderr, show_pos=True, show_eta=True
         ) as bar:
-            task = bar.add_task("versturen", total=None)
-            report = send_issue(
-                root,
-                number,
-                resend_uncertain,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-                on_start=started,
-            )
+
+            def progress(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+
+            report = send_issue(root, number, resend_uncertain, progress=progress, on_start=started)
     else:
         report = send_issue(root, number, resend_uncertain, on_start=started)
 
