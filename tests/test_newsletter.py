@@ -241,7 +241,9 @@ def test_size_budget(project: Project) -> None:
         compile_at(project, "2026-12-01T10:00")
     assert not issue_files(project, 2).exists()
     config.write_text(
-        config.read_text().replace("[newsletter]\n", "[newsletter]\nmax_items = 12\n")
+        config.read_text()
+        .replace("[newsletter]\n", "[newsletter]\nmax_items = 11\n")
+        .replace("size_budget = 40000", "size_budget = 41000")
     )
     report = compile_at(project, "2026-12-01T10:00")
     assert report.warnings and "kortere teasers" in report.warnings[0]
