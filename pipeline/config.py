@@ -582,6 +582,11 @@ class Config:
         p = Path(relative)
         return p if p.is_absolute() else self.root / p
 
+    @property
+    def compiled_templates(self) -> Path:
+        """Where the newsletter keeps its compiled templates, beside the state store."""
+        return self.path(self.state.path).parent / "sjablonen"
+
     def line(self, *path: str) -> int | None:
         """The line of an option in config.toml (`line("podcast", "image")`), else of its
         table; None when neither is written there."""

@@ -277,3 +277,25 @@ def test_a_fresh_store_has_no_first_build_until_a_build(project: Project, tmp_pa
     build_at(project, "2026-11-27T08:00")
     with StateStore(project.root / ".krimppost" / "state.sqlite") as state:
         assert state.first_build() == datetime.fromisoformat("2026-11-20T08:00+01:00")
+
+
+def test_compiled_templates_follow_their_source_and_can_be_deleted(project: Project) -> None:
+    project.write("wrb/een.md", item(1, 3))
+    compile_at(project)
+    compiled = project.root / ".krimppost" / "sjablonen"
+    assert any(compiled.iterdir()) and (compiled.stat().st_mode & 0o777) == 0o700
+    own = project.root / "templates" / "newsletter"
+    own.mkdir(parents=True)
+    from conftest import REPO
+
+    source = (REPO / "templates/newsletter/issue.txt.j2").read_text(encoding="utf-8")
+    (own / "issue.txt.j2").write_text(source + "Eigen slotregel.\n", encoding="utf-8")
+    project.write("wrb/twee.md", item(2, 4))
+    compile_at(project, "2026-11-28T12:00")
+    assert "Eigen slotregel." in (project.root / "outbox/newsletters/0002/message.txt").read_text()
+    for path in compiled.iterdir():
+        path.unlink()
+    compiled.rmdir()
+    project.write("wrb/drie.md", item(3, 5))
+    compile_at(project, "2026-11-29T12:00")
+    assert "Eigen slotregel." in (project.root / "outbox/newsletters/0003/message.txt").read_text()

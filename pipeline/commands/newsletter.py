@@ -119,7 +119,9 @@ class IssueFiles:
 
 def render_issue(config: Config, record: IssueRecord) -> IssueFiles:
     """Render an issue from its record in the store."""
-    env = templates.environment(templates.template_dirs(config.templates_dir), config.site.tz)
+    env = templates.environment(
+        templates.template_dirs(config.templates_dir), config.site.tz, config.compiled_templates
+    )
     view = view_of(config, record)
     base = message.unsubscribe_base(config)
     rendered = render(env, config, view, base + TOKEN_PLACEHOLDER)

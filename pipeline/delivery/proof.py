@@ -142,7 +142,9 @@ def send_proof(
                 f"{', '.join(issue_tracks)})"
             )
         shown &= chosen
-    env = templates.environment(templates.template_dirs(config.templates_dir), config.site.tz)
+    env = templates.environment(
+        templates.template_dirs(config.templates_dir), config.site.tz, config.compiled_templates
+    )
     base = unsubscribe_base(config)
     rendered = render(env, config, view.for_tracks(shown), base + TOKEN_PLACEHOLDER)
     # The token of nobody: the general unsubscribe page, as in the list copy.

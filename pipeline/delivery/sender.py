@@ -461,7 +461,9 @@ def send_issue(
                 f"het goed met `krimppost newsletter approve {number} --by NAAM`"
             )
         view = view_of(config, record)
-        env = templates.environment(templates.template_dirs(config.templates_dir), config.site.tz)
+        env = templates.environment(
+            templates.template_dirs(config.templates_dir), config.site.tz, config.compiled_templates
+        )
         url = message.unsubscribe_base(config) + TOKEN_PLACEHOLDER
 
         def make_template(selection: frozenset[str]) -> Template:

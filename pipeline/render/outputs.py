@@ -72,7 +72,7 @@ def _site(
 ) -> Site:
     return Site(
         config,
-        lambda: templates.environment(template_dirs, config.site.tz),
+        lambda: templates.environment(template_dirs, config.site.tz, config.compiled_templates),
         template_dirs,
         publication.entries if publication is not None else (),
         now,

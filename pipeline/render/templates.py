@@ -138,10 +138,21 @@ def _confined_loader(dirs: list[Path]) -> jinja2.BaseLoader:
     return Loader([str(d) for d in dirs])
 
 
-def environment(dirs: list[Path], tz: ZoneInfo) -> jinja2.Environment:
+def environment(dirs: list[Path], tz: ZoneInfo, compiled: Path | None = None) -> jinja2.Environment:
+    """The Jinja environment of the project's templates. With `compiled` (a folder of the
+    project's own state), compiled templates are kept there between runs: Jinja checks each
+    against its template's source and Python version, and writes it atomically."""
     import jinja2
 
+    cache = None
+    if compiled is not None:
+        try:
+            compiled.mkdir(mode=0o700, exist_ok=True)
+            cache = jinja2.FileSystemBytecodeCache(str(compiled))
+        except OSError:
+            cache = None  # compiling each run only costs time
     env = jinja2.Environment(
+        bytecode_cache=cache,
         loader=_confined_loader(dirs),
         autoescape=jinja2.select_autoescape(["html", "xml", "mjml.j2", "html.j2"], default=False),
         undefined=jinja2.StrictUndefined,
