@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.config import file_problems, load_config
+from pipeline.config import Config, file_problems, load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import ContentSet, read_content
 from pipeline.errors import KrimppostError, Problem
+from pipeline.horizon import EARLIEST, Horizons, count_before, horizons
 from pipeline.render import templates
+from pipeline.state import StateStore
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class CheckReport:
     counts: dict[ItemState, int]
 
     config_problems: tuple[Problem, ...] = ()
+    horizons: Horizons | None = None
+    before_horizon: tuple[int, int] = (0, 0)  # published items before (newsletter, social)
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -26,12 +30,47 @@ class CheckReport:
 
     def summary(self) -> str:
         c = self.counts
-        return (
+        text = (
             f"{_count(sum(c.values()), 'item', 'items')}: {c[ItemState.PUBLISHED]} gepubliceerd, "
             f"{c[ItemState.EMBARGOED]} onder embargo, "
             f"{_count(c[ItemState.DRAFT], 'concept', 'concepten')}; "
             f"{_count(len(self.problems), 'fout', 'fouten')}"
         )
+        # Only when the horizons leave something out (an adopted archive, say); before
+        # the counts, which stay the last line.
+        if self.horizons is not None and any(self.before_horizon):
+            text = "\n".join([*horizon_lines(self.horizons, self.before_horizon), text])
+        return text
+
+
+def horizon_lines(reach: Horizons, before: tuple[int, int]) -> list[str]:
+    """How many published items lie before each horizon (also for `status`)."""
+    newsletter, social = before
+    return [
+        f"horizon nieuwsbrief: {_moment(reach.newsletter)}; "
+        f"{_published(newsletter)} van daarvoor in geen nummer",
+        f"horizon social-concepten: {_moment(reach.social)}; "
+        f"{_published(social)} van daarvoor zonder concepten",
+    ]
+
+
+def local_horizons(config: Config, first_build: datetime | None, now: datetime) -> Horizons:
+    """The horizons, in the site's zone for display."""
+    reach = horizons(config, first_build, now)
+    return Horizons(
+        *(
+            h if h == EARLIEST else h.astimezone(config.site.tz)
+            for h in (reach.newsletter, reach.social)
+        )
+    )
+
+
+def _moment(moment: datetime) -> str:
+    return "geen (alles telt mee)" if moment == EARLIEST else moment.isoformat(timespec="minutes")
+
+
+def _published(n: int) -> str:
+    return _count(n, "gepubliceerd item", "gepubliceerde items")
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -42,7 +81,8 @@ def check(root: Path, now: datetime) -> CheckReport:
     config = load_config(root)
     content = read_content(config)
     now = config.moment(now)
-    counts = {state: len(items) for state, items in content.by_state(now).items()}
+    by_state = content.by_state(now)
+    counts = {state: len(items) for state, items in by_state.items()}
     from pipeline.social.compose import override_problems
 
     problems = [*file_problems(config), *override_problems(config, content.items)]
@@ -50,4 +90,15 @@ def check(root: Path, now: datetime) -> CheckReport:
         templates.fingerprint(templates.template_dirs(config.templates_dir))
     except KrimppostError as exc:
         problems.extend(exc.problems)
-    return CheckReport(content, counts, tuple(problems))
+    first_build = None
+    state_path = config.path(config.state.path)
+    if state_path.exists():  # before any build the horizons count from now, as that build will
+        try:
+            with StateStore(state_path) as state:
+                first_build = state.first_build()
+        except KrimppostError as exc:  # the build would stop on it too
+            problems.extend(exc.problems)
+    reach = local_horizons(config, first_build, now)
+    published = [i.published_at for i in by_state[ItemState.PUBLISHED]]
+    before = (count_before(published, reach.newsletter), count_before(published, reach.social))
+    return CheckReport(content, counts, tuple(problems), reach, before)

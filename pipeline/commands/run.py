@@ -6,7 +6,8 @@ are module-level and take only the project root, so they pickle by reference. Bu
 triggered by file changes (watchdog, debounced), by a fallback interval and by a one-off
 job at the next moment the published set changes (an embargo lifts, an event ends: the
 last build's decision, read from the state store); the newsletter runs on a cron in the
-site's zone.
+site's zone. With `[newsletter] approval` a slot sends only issues a person approved, and
+makes a new concept only when none waits (`newsletter_now`).
 
 The service itself has threads (the scheduler's, watchdog's), and a process with threads
 must not fork (a child can inherit a lock held by another thread and hang). So every job
@@ -27,6 +28,7 @@ from typing import Any
 
 from pipeline.config import load_config
 from pipeline.delivery.log import DeliveryLog, unfinished
+from pipeline.errors import UsageError
 from pipeline.schedule import (
     BUILD_JOB,
     JOBS_TABLE,
@@ -42,7 +44,7 @@ from pipeline.schedule import (
     line,
     repair_persisted_jobs,
 )
-from pipeline.state import StateStore
+from pipeline.state import IssueRecord, IssueStore, StateStore
 from pipeline.workers import in_fresh_process
 
 log = logging.getLogger("krimppost.run")
@@ -70,15 +72,78 @@ def build_now(root: str) -> dict[str, Any]:
 
 
 def newsletter_now(root: str, auto_send: bool) -> dict[str, Any]:
+    """A newsletter slot. With `[newsletter] approval` a compiled issue is a concept: the
+    slot sends only issues a person approved (with auto_send), and while a concept waits
+    it compiles nothing new (a second concept would only hide the first)."""
     from pipeline.commands.newsletter import compile_issue
 
     out: dict[str, Any] = {"result": "ok"}
     if auto_send:  # an earlier send cut short (kill, crash, reboot) goes first
         out.update(resume_sends(root))
-    report = compile_issue(Path(root), datetime.now(UTC))
+    if not load_config(Path(root)).newsletter.approval:
+        report = compile_issue(Path(root), datetime.now(UTC))
+        out.update({"nummer": report.number, "berichten": report.items})
+        if report.number is not None and auto_send:
+            out.update(_send(root, report.number))
+        return out
+    if auto_send:
+        out.update(send_approved(root))
+    if (concept := concept_waiting(root)) is not None:
+        return {**out, **_waits(concept)}
+    try:
+        report = compile_issue(Path(root), datetime.now(UTC))
+    except UsageError:
+        # A person compiled a concept between the look above and this compile.
+        if (concept := concept_waiting(root)) is None:
+            raise
+        return {**out, **_waits(concept)}
     out.update({"nummer": report.number, "berichten": report.items})
-    if report.number is not None and auto_send:
-        out.update(_send(root, report.number))
+    if report.number is not None:
+        out.update(_waits(report.number))
+    return out
+
+
+def _waits(number: int) -> dict[str, Any]:
+    log.info(
+        line(
+            event="wacht-op-goedkeuring",
+            nummer=number,
+            note=f"krimppost newsletter approve {number} --by NAAM",
+        )
+    )
+    return {"wacht_op_goedkeuring": number}
+
+
+def _unsent(root: str) -> list[IssueRecord]:
+    """Issues whose send has not begun, oldest first."""
+    config = load_config(Path(root))
+    path = config.path(config.state.path)
+    if not path.exists():
+        return []
+    with StateStore(path) as state:
+        return IssueStore(state).unsent()
+
+
+def concept_waiting(root: str) -> int | None:
+    """The oldest issue that waits for approval."""
+    return next((r.number for r in _unsent(root) if not r.approved), None)
+
+
+def send_approved(root: str) -> dict[str, Any]:
+    """Send every approved issue whose send has not begun, oldest first (with auto_send).
+    One that `newsletter approve` sends itself (send_on_approval) has begun by the time it
+    would be sent here, and is left to that send (or to `resume_sends`, if cut short)."""
+    numbers = [r.number for r in _unsent(root) if r.approved]
+    out: dict[str, Any] = {}
+    totals: dict[str, int] = {}
+    for number in numbers:
+        if number not in {r.number for r in _unsent(root)}:
+            continue  # begun meanwhile
+        log.info(line(event="verzending-goedgekeurd", nummer=number))
+        out.setdefault("verstuurd_nummers", []).append(number)
+        for key, value in _send(root, number).items():
+            totals[key] = totals.get(key, 0) + value
+    out.update(totals)
     return out
 
 

@@ -7,12 +7,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands.check import horizon_lines, local_horizons
 from pipeline.config import load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import read_content
 from pipeline.delivery.log import DeliveryLog, unfinished
 from pipeline.delivery.subscribers import STATUS_LABELS as SUBSCRIBER_LABELS
 from pipeline.errors import Problem
+from pipeline.horizon import Horizons, count_before
 from pipeline.schedule import RunLog, ServiceLock, ServicePaths, next_runs
 from pipeline.state import IssueStore, StateStore
 
@@ -32,6 +34,13 @@ class Status:
     auto_send: bool = False
     subscribers: dict[str, int] = field(default_factory=dict)
     next_change: datetime | None = None  # as the last build decided
+    approval: bool = False  # [newsletter] approval: an issue goes out only once approved
+    newsletter_slot: bool = False  # the service has a newsletter slot (schedule.newsletter)
+    # Never begun, split by approval: (number, subject, created) and (…, by, at).
+    awaiting_approval: list[tuple[int, str, datetime]] = field(default_factory=list)
+    approved_unsent: list[tuple[int, str, str, datetime]] = field(default_factory=list)
+    horizons: Horizons | None = None
+    before_horizon: tuple[int, int] = (0, 0)  # published items before (newsletter, social)
 
     def lines(self) -> list[str]:
         out = []
@@ -68,7 +77,10 @@ class Status:
         out += [f"  {d}" for d in self.drafts_waiting[:20]]
         unsent = len(self.unsent_issues) + len(self.unfinished_sends)
         out.append(f"nieuwsbrieven nog niet verstuurd: {unsent}")
-        out += [f"  #{n}: {subject}" for n, subject in self.unsent_issues]
+        if self.approval:
+            out += self._approval_lines()
+        else:
+            out += [f"  #{n}: {subject}" for n, subject in self.unsent_issues]
         if self.unfinished_sends:
             out.append(
                 "  onvoltooide verzendingen (een onderbroken verzending maakt de dienst af bij "
@@ -103,7 +115,40 @@ class Status:
             or "geen"
         )
         out.append(f"abonnees: {counts}")
+        out += self._horizon_lines()
         return out
+
+    def _approval_lines(self) -> list[str]:
+        out = []
+        if self.awaiting_approval:
+            out.append(
+                f"  wachten op goedkeuring: {len(self.awaiting_approval)} (bekijk: krimppost "
+                "newsletter send N --test ADRES; goedkeuren: krimppost newsletter approve N "
+                "--by NAAM)"
+            )
+            out += [
+                f"    #{n}: {subject} (gemaakt {_moment(created)})"
+                for n, subject, created in self.awaiting_approval
+            ]
+        if self.approved_unsent:
+            how = "versturen: krimppost newsletter send N"
+            if self.auto_send and self.newsletter_slot:
+                how += ", of de dienst bij het volgende nieuwsbriefmoment"
+            out.append(f"  goedgekeurd, nog niet verstuurd: {len(self.approved_unsent)} ({how})")
+            out += [
+                f"    #{n}: {subject} (goedgekeurd door {by}, {_moment(at)})"
+                for n, subject, by, at in self.approved_unsent
+            ]
+        return out
+
+    def _horizon_lines(self) -> list[str]:
+        if self.horizons is None:
+            return []
+        return horizon_lines(self.horizons, self.before_horizon)
+
+
+def _moment(moment: datetime) -> str:
+    return moment.isoformat(timespec="minutes")
 
 
 def status(root: Path, now: datetime) -> Status:
@@ -123,9 +168,17 @@ def status(root: Path, now: datetime) -> Status:
         embargoed=embargoed,
     )
     result.drafts_waiting = _drafts_waiting(config)
+    result.approval = config.newsletter.approval
+    result.newsletter_slot = bool(config.schedule.newsletter)
+    # Before any build: the horizons as the first build would set them, now.
+    first_published = [i.published_at for i in content.published(now)]
+    first_build = None
     state_path = config.path(config.state.path)
     if state_path.exists():
         with StateStore(state_path) as state:
+            first_build = state.first_build()
+            if first_build is not None:  # what the site has published, as the store says
+                first_published = [r.first_published for r in state.items().values() if r.live]
             issues = IssueStore(state)
             progress = _send_progress(state)
             result.auto_send = config.schedule.auto_send
@@ -134,6 +187,22 @@ def status(root: Path, now: datetime) -> Status:
             result.unsent_issues = [
                 (n, subject) for n, subject, _ in issues.summaries() if n not in progress
             ]
+            tz = config.site.tz
+            for record in issues.unsent():
+                if record.approved:
+                    assert record.approved_by is not None and record.approved_at is not None
+                    result.approved_unsent.append(
+                        (
+                            record.number,
+                            record.subject,
+                            record.approved_by,
+                            record.approved_at.astimezone(tz),
+                        )
+                    )
+                else:
+                    result.awaiting_approval.append(
+                        (record.number, record.subject, record.created_at.astimezone(tz))
+                    )
             result.unfinished_sends = [
                 (n, counts) for n, counts in sorted(progress.items()) if unfinished(counts)
             ]
@@ -148,6 +217,11 @@ def status(root: Path, now: datetime) -> Status:
                 if counts.get("failed")
             ]
             result.subscribers = _subscriber_counts(state)
+    reach = result.horizons = local_horizons(config, first_build, now)
+    result.before_horizon = (
+        count_before(first_published, reach.newsletter),
+        count_before(first_published, reach.social),
+    )
     return result
 
 
