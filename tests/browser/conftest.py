@@ -266,6 +266,9 @@ def site(site_server: tuple[Path, str]) -> BuiltSite:
     config = (REPO / "config.toml").read_text(encoding="utf-8")
     config, found = re.subn(r"(?m)^base_url\s*=.*$", f'base_url = "{base_url}/"', config, count=1)
     assert found, "config.toml has no base_url"
+    # Every sample item in the issue and with drafts, as in a project started this year.
+    config = config.replace("[newsletter]\n", "[newsletter]\nsince = 2026-01-01\n", 1)
+    config = config.replace("[social.x]\n", "[social]\nsince = 2026-01-01\n\n[social.x]\n", 1)
     (root / "config.toml").write_text(config, encoding="utf-8")
     shutil.copytree(REPO / "content", root / "content")
     shutil.copytree(REPO / "templates", root / "templates")
@@ -276,7 +279,10 @@ def site(site_server: tuple[Path, str]) -> BuiltSite:
     assert not report.problems, [str(p) for p in report.problems]
     from pipeline.commands.newsletter import compile_issue
 
-    assert compile_issue(root, NOW).number == 1  # the web version of issue 1
+    from pipeline.commands.approval import approve_issue
+
+    assert compile_issue(root, NOW).number == 1
+    approve_issue(root, 1, "Redactie", NOW)  # the web version of issue 1 is public now
     entries = [e for e in report.publication.entries if "/" + e.path != EDGE_CASES_PATH]
     richest: dict[str, tuple[int, str]] = {}
     for entry in entries:  # per kind the item with the most features on one page
