@@ -277,9 +277,8 @@ def site(site_server: tuple[Path, str]) -> BuiltSite:
     edge.write_text(EDGE_CASES, encoding="utf-8")
     report = build(root, NOW)
     assert not report.problems, [str(p) for p in report.problems]
-    from pipeline.commands.newsletter import compile_issue
-
     from pipeline.commands.approval import approve_issue
+    from pipeline.commands.newsletter import compile_issue
 
     assert compile_issue(root, NOW).number == 1
     approve_issue(root, 1, "Redactie", NOW)  # the web version of issue 1 is public now
