@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, VALID, Project, build_at
 from pipeline.commands.approval import approve_issue, discard_issue
 from pipeline.commands.newsletter import compile_issue
-from pipeline.errors import UsageError
+from pipeline.errors import KrimppostError
 from pipeline.state import StateStore
 
 ARCHIVE_SIZE = 3000
@@ -177,7 +177,7 @@ def test_max_items_carries_the_rest_over_oldest_first(adopted: Project) -> None:
 
     first = compile_at(project)
     assert (first.number, first.items, first.waiting) == (1, 20, 2)
-    assert "2 bericht(en) wachten op een volgend nummer" in first.summary()
+    assert "2 berichten wachten op een volgend nummer" in first.summary()
     # The oldest twenty waiting items, and in the mail the newest of them first.
     assert manifest(project, 1)["items"] == new[:20]
     text1 = mail_text(project, 1)
@@ -186,7 +186,7 @@ def test_max_items_carries_the_rest_over_oldest_first(adopted: Project) -> None:
     assert "Nieuw bericht 21" not in text1
 
     # While issue 1 waits for approval there is no issue 2: it would hide the first.
-    with pytest.raises(UsageError, match="wacht nog op goedkeuring"):
+    with pytest.raises(KrimppostError, match="wacht nog op goedkeuring"):
         compile_at(project)
     approve_issue(project.root, 1, "Anna de Vries", datetime.fromisoformat(LATER))
 

@@ -15,7 +15,7 @@ from pipeline.cli import cli
 from pipeline.commands.approval import approve_issue, discard_issue
 from pipeline.commands.newsletter import compile_issue
 from pipeline.config import load_config
-from pipeline.errors import KrimppostError, UsageError
+from pipeline.errors import KrimppostError
 from pipeline.render.newsletter import view_of
 from pipeline.state import MIGRATIONS, IssueStore, StateStore
 
@@ -79,7 +79,7 @@ def test_max_items_takes_the_oldest_and_the_rest_waits(project: Project) -> None
     set_options(project, max_items=3)
     report = compile_at(project)
     assert (report.items, report.waiting) == (3, 2)
-    assert "2 bericht(en) wachten op een volgend nummer" in report.summary()
+    assert "2 berichten wachten op een volgend nummer" in report.summary()
     assert sorted(issue_ids(project, 1)) == ["wrb-b1", "wrb-b2", "wrb-b3"]
     # Newest first in the mail.
     html = (project.root / "outbox/newsletters/0001/message.html").read_text()
@@ -167,7 +167,7 @@ def test_compile_waits_while_a_concept_waits(approving: Project) -> None:
     project = approving
     compile_at(project)
     project.write("wrb/drie.md", item(3, 5))
-    with pytest.raises(UsageError, match="nieuwsbrief 1 wacht nog op goedkeuring"):
+    with pytest.raises(KrimppostError, match="nieuwsbrief 1 wacht nog op goedkeuring"):
         compile_at(project, "2026-11-28T12:00")
     approve_issue(project.root, 1, "Anna", datetime(2026, 11, 28, 13))
     report = compile_at(project, "2026-11-28T14:00")
@@ -199,7 +199,7 @@ def test_discard_gives_the_items_back(approving: Project) -> None:
     assert report.number == 1 and sorted(issue_ids(project, 1)) == ["wrb-een", "wrb-twee"]
     # An approved issue is no concept any more.
     approve_issue(project.root, 1, "Anna", datetime(2026, 11, 28, 13))
-    with pytest.raises(UsageError, match="goedgekeurd door Anna"):
+    with pytest.raises(KrimppostError, match="goedgekeurd door Anna"):
         discard_issue(project.root, 1, datetime(2026, 11, 28, 14))
 
 
@@ -299,3 +299,46 @@ def test_compiled_templates_follow_their_source_and_can_be_deleted(project: Proj
     project.write("wrb/drie.md", item(3, 5))
     compile_at(project, "2026-11-29T12:00")
     assert "Eigen slotregel." in (project.root / "outbox/newsletters/0003/message.txt").read_text()
+
+
+def test_approve_refuses_an_issue_whose_item_left_the_site(approving: Project) -> None:
+    project = approving
+    compile_at(project)
+    project.write("wrb/twee.md", item(2, 4, extra="\ndraft: true"))
+    build_at(project, "2026-11-27T13:00")
+    with pytest.raises(KrimppostError) as caught:
+        approve_issue(project.root, 1, "Anna", datetime(2026, 11, 27, 14))
+    assert "berichten/wrb-twee/" in str(caught.value)
+    assert "krimppost newsletter discard 1" in str(caught.value)
+    with StateStore(project.root / ".krimppost" / "state.sqlite") as state:
+        record = IssueStore(state).get(1)
+    assert record is not None and not record.approved
+    assert not (project.root / "outbox/site/nieuwsbrief/1/index.html").exists()
+
+
+def test_switching_approval_off_leaves_a_waiting_concept_unlisted(approving: Project) -> None:
+    project = approving
+    compile_at(project)
+    set_options(project, approval=False)
+    build_at(project, "2026-11-27T13:00")
+    site = project.root / "outbox/site"
+    assert "nieuwsbrief/1/" not in (site / "nieuwsbrief/index.html").read_text()
+    # Made with approval off, an issue is approved as it is made: public, and sendable.
+    project.write("wrb/drie.md", item(3, 5))
+    report = compile_at(project, "2026-11-28T12:00")
+    assert report.number == 2 and "wacht op goedkeuring" not in report.summary()
+    assert (site / "nieuwsbrief/2/index.html").exists()
+    assert "nieuwsbrief/2/" in (site / "nieuwsbrief/index.html").read_text()
+    assert "nieuwsbrief/1/" not in (site / "nieuwsbrief/index.html").read_text()
+
+
+def test_a_running_event_stays_in_the_agenda(project: Project) -> None:
+    project.write("wrb/nieuws.md", item(1, 3))
+    project.write(
+        "wrb/expositie.md",
+        event(2, "wrb", "2026-11-20T10:00").replace(
+            "start: 2026-11-20T10:00", "start: 2026-11-20T10:00, end: 2027-04-30T17:00"
+        ),
+    )
+    report = compile_at(project)
+    assert report.agenda == 1

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.commands.newsletter import issue_dir, refresh_archive, render_issue, stage_issue
+from pipeline.commands.newsletter import (
+    issue_dir,
+    issue_problems,
+    refresh_archive,
+    render_issue,
+    stage_issue,
+)
 from pipeline.config import load_config
-from pipeline.errors import UsageError
+from pipeline.errors import KrimppostError, Problem, UsageError
 from pipeline.outbox import Outbox
 from pipeline.render.newsletter import web_path
 from pipeline.state import BuildLock, IssueRecord, IssueStore, StateStore
@@ -27,17 +33,18 @@ class ApprovalReport:
     at: datetime
     already: bool = False  # approved before; nothing changed
     send_now: bool = False  # send_on_approval: the caller sends it next
+    by_service: bool = False  # auto_send with a newsletter slot: the service sends it
 
     def summary(self) -> str:
         when = self.at.strftime("%Y-%m-%d %H:%M")
         if self.already:
             return f"nieuwsbrief {self.number} was al goedgekeurd door {self.by} ({when})"
-        then = (
-            "; het wordt nu verstuurd"
-            if self.send_now
-            else "; het gaat weg met `krimppost newsletter send "
-            f"{self.number}` of op het volgende tijdstip van de planner (auto_send)"
-        )
+        if self.send_now:
+            then = "; het wordt nu verstuurd"
+        else:
+            then = f"; versturen: `krimppost newsletter send {self.number}`"
+            if self.by_service:
+                then += ", of de planner doet het op het volgende nieuwsbriefmoment"
         return f"nieuwsbrief {self.number} goedgekeurd door {self.by} ({when}){then}"
 
 
@@ -68,17 +75,33 @@ def approve_issue(root: Path, number: int, by: str, now: datetime) -> ApprovalRe
             return ApprovalReport(
                 number, record.approved_by, record.approved_at.astimezone(config.site.tz), True
             )
+        # The site may have changed since compile (an item withdrawn, a page gone): the
+        # pre-flight again, against what the builds put online now.
+        files = render_issue(config, record)
+        if found := issue_problems(config, state, record, files):
+            raise KrimppostError(
+                [
+                    *found,
+                    Problem(
+                        "krimppost",
+                        None,
+                        f"nieuwsbrief {number} is niet goedgekeurd; geef de berichten terug "
+                        f"(krimppost newsletter discard {number}) en stel het opnieuw samen",
+                    ),
+                ]
+            )
         with state.transaction():
             issues.approve(number, by, now)
         record = _issue(issues, number)
         # Now public: its web version and its line in the archive and the issue feed.
-        stage_issue(config, outbox, record, render_issue(config, record))
+        stage_issue(config, outbox, record, files)
         refresh_archive(config, state, outbox, now)
     return ApprovalReport(
         number,
         by,
         now.astimezone(config.site.tz),
         send_now=config.newsletter.send_on_approval,
+        by_service=config.schedule.auto_send and bool(config.schedule.newsletter),
     )
 
 
@@ -94,9 +117,9 @@ def discard_issue(root: Path, number: int, now: datetime) -> str:
         issues = IssueStore(state)
         record = _issue(issues, number)
         if issues.send_begun(number):
-            raise UsageError(f"nieuwsbrief {number} is (deels) verstuurd en kan niet weg")
+            raise KrimppostError(f"nieuwsbrief {number} is (deels) verstuurd en kan niet weg")
         if record.approved:
-            raise UsageError(
+            raise KrimppostError(
                 f"nieuwsbrief {number} is goedgekeurd door {record.approved_by}; alleen een "
                 "concept kan weg"
             )

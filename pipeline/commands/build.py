@@ -70,8 +70,9 @@ def site_fingerprint(config: Config, dirs: list[Path]) -> str:
 
 
 def public_issues(config: Config, state: StateStore) -> list[tuple[int, str, datetime]]:
-    """The issues on the site: a concept waiting for approval is not."""
-    return IssueStore(state).summaries(approved_only=config.newsletter.approval)
+    """The issues on the site: a concept waiting for approval is not (with approval off,
+    compile approves an issue as it makes it)."""
+    return IssueStore(state).summaries(approved_only=True)
 
 
 def issue_links(config: Config, state: StateStore) -> tuple[IssueLink, ...]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.config import CONFIG_NAME, Config, ConfigError, load_config, newsletter_problems
 from pipeline.content.model import item_from_json
 from pipeline.content.reader import ContentSet, read_content
-from pipeline.errors import KrimppostError, Problem, UsageError
+from pipeline.errors import KrimppostError, Problem
 from pipeline.horizon import horizons
 from pipeline.outbox import Outbox, digest
 from pipeline.publish import Entry, Publication, decide, entry_to_json, online_entry
@@ -54,20 +54,27 @@ class CompileReport:
             text = "geen nieuwe berichten sinds de vorige nieuwsbrief; er is geen nummer gemaakt"
         else:
             text = (
-                f"nieuwsbrief {self.number} gemaakt: {self.items} berichten, {self.agenda} in "
+                f"nieuwsbrief {self.number} gemaakt: {_count(self.items, 'bericht', 'berichten')}, {self.agenda} in "
                 f"de agenda, HTML {self.size / 1000:.1f} kB — {self.subject}"
             )
         if self.waiting:
-            text += f"; {self.waiting} bericht(en) wachten op een volgend nummer (max_items)"
+            text += (
+                f"; {_count(self.waiting, 'bericht wacht', 'berichten wachten')} op een "
+                "volgend nummer (max_items)"
+            )
         if self.before_horizon:
             text += f"; {self.before_horizon} bericht(en) van vóór de horizon komen in geen nummer"
-        if self.approval:
+        if self.approval and self.number is not None:
             text += (
                 f"\nnummer {self.number} wacht op goedkeuring: bekijk het (krimppost newsletter "
                 f"send {self.number} --test ADRES) en keur het goed (krimppost newsletter approve "
                 f"{self.number} --by NAAM)"
             )
         return text
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def issue_dir(number: int) -> str:
@@ -159,9 +166,13 @@ def render_issue(config: Config, record: IssueRecord) -> IssueFiles:
     return IssueFiles(rendered, files, list_html.encode())
 
 
+# Who approved an issue made while `[newsletter] approval = false`.
+APPROVAL_OFF = "(goedkeuring uitgeschakeld)"
+
+
 def public(config: Config, record: IssueRecord) -> bool:
     """Whether the issue is on the site: a concept waiting for approval is not."""
-    return record.approved or not config.newsletter.approval
+    return record.approved
 
 
 def stage_issue(config: Config, outbox: Outbox, record: IssueRecord, issue: IssueFiles) -> None:
@@ -294,6 +305,21 @@ def _refuse_oversize(config: Config, number: int, rendered: RenderedIssue) -> No
         )
 
 
+def issue_problems(
+    config: Config, state: StateStore, record: IssueRecord, files: IssueFiles
+) -> list[Problem]:
+    """The pre-flight of a rendered issue against what the builds put on the site."""
+    view = view_of(config, record)
+    return preflight(
+        config,
+        built=frozenset(state.outputs()),
+        entries=[e for sec in view.sections for e in sec.entries] + list(view.agenda),
+        html=files.rendered.html,
+        text=files.rendered.text,
+        own_pages=frozenset({web_path(record.number), "nieuwsbrief/"}),
+    )
+
+
 def _concept_waiting(config: Config, issues: IssueStore) -> IssueRecord | None:
     """The oldest issue that waits for approval (none when approval is off)."""
     if not config.newsletter.approval:
@@ -327,7 +353,7 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     report.repaired.append(number)
             outbox.commit()
             if (concept := _concept_waiting(config, issues)) is not None:
-                raise UsageError(
+                raise KrimppostError(
                     f"nieuwsbrief {concept.number} wacht nog op goedkeuring; keur het eerst "
                     f"goed (krimppost newsletter approve {concept.number} --by NAAM) of geef "
                     f"de berichten terug (krimppost newsletter discard {concept.number})"
@@ -337,7 +363,7 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
             report.waiting = len(waiting) - len(chosen)
             if chosen:
                 agenda = sorted(
-                    (e for e in online if e.item.event is not None and e.item.event.start > now),
+                    (e for e in online if e.item.event is not None and not _ended(e, now)),
                     key=lambda e: (e.item.event.start, e.id),  # type: ignore[union-attr]
                 )
                 with issues.allocate(
@@ -353,19 +379,15 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     if record is not None:
                         files = render_issue(config, record)
                         _refuse_oversize(config, record.number, files.rendered)
-                        view = view_of(config, record)
-                        found = preflight(
-                            config,
-                            built=frozenset(state.outputs()),
-                            entries=[e for sec in view.sections for e in sec.entries]
-                            + list(view.agenda),
-                            html=files.rendered.html,
-                            text=files.rendered.text,
-                            own_pages=frozenset({web_path(record.number), "nieuwsbrief/"}),
-                        )
-                        if found:
+                        if found := issue_problems(config, state, record, files):
                             raise KrimppostError(found)
                 if record is not None:
+                    if not config.newsletter.approval:
+                        # Approved as it is made: only approved issues are public or sent.
+                        with state.transaction():
+                            issues.approve(record.number, APPROVAL_OFF, now)
+                        record = issues.get(record.number)
+                        assert record is not None
                     stage_issue(config, outbox, record, files)
                     refresh_archive(config, state, outbox, now)  # commits the issue with it
                     report.number = record.number

@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.config import load_config
 from pipeline.delivery.log import DeliveryLog, unfinished
-from pipeline.errors import UsageError
+from pipeline.errors import KrimppostError
 from pipeline.schedule import (
     BUILD_JOB,
     JOBS_TABLE,
@@ -92,7 +92,7 @@ def newsletter_now(root: str, auto_send: bool) -> dict[str, Any]:
         return {**out, **_waits(concept)}
     try:
         report = compile_issue(Path(root), datetime.now(UTC))
-    except UsageError:
+    except KrimppostError:
         # A person compiled a concept between the look above and this compile.
         if (concept := concept_waiting(root)) is None:
             raise

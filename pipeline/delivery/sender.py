@@ -454,7 +454,9 @@ def send_issue(
         if record is None:
             known = ", ".join(str(n) for n in issues.numbers()) or "geen"
             raise UsageError(f"nieuwsbrief {number} bestaat niet (wel: {known})")
-        if config.newsletter.approval and not record.approved:
+        # With approval off, compile approves an issue as it makes it: one left unapproved
+        # is a concept from before approval was switched off, and still needs a person.
+        if not record.approved:
             raise KrimppostError(
                 f"nieuwsbrief {number} is nog niet goedgekeurd en wordt niet verstuurd; "
                 f"bekijk het met `krimppost newsletter send {number} --test ADRES` en keur "
