@@ -18,7 +18,7 @@ import tomllib
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
@@ -44,6 +44,9 @@ def _type_name(value: object) -> str:
         bool: "een boolean (true/false)",
         list: "een lijst",
         dict: "een tabel",
+        date: "een datum",
+        datetime: "een datum met tijd",
+        time: "een tijd",
     }.get(type(value), type(value).__name__)
 
 
@@ -63,8 +66,9 @@ class Option:
         return self.default is _REQUIRED
 
     def validate(self, value: Any) -> Any:
-        # A TOML date (`since = 2026-11-01`) is taken as the text of that date.
-        if self.kind is str and isinstance(value, date) and not isinstance(value, datetime):
+        # A TOML date, time or moment (`since = 2026-11-01`) is taken as its text; a check
+        # (a date option's) then says what it wants.
+        if self.kind is str and isinstance(value, date | time):
             value = value.isoformat()
         # bool is an int in Python, but `workers = true` is a mistake, not a number.
         if isinstance(value, bool) and self.kind is not bool:

@@ -342,3 +342,19 @@ def test_a_running_event_stays_in_the_agenda(project: Project) -> None:
     )
     report = compile_at(project)
     assert report.agenda == 1
+
+
+def test_since_with_a_time_is_a_dutch_problem(project: Project) -> None:
+    set_options(project, lookback_days=30)
+    path = project.root / "config.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "[newsletter]\n", "[newsletter]\nsince = 2027-01-01T12:00:00\n", 1
+        ),
+        encoding="utf-8",
+    )
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(project.root)
+    assert "'since' in [newsletter] moet een datum zijn zoals 2026-11-01" in str(caught.value)
