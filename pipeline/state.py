@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline.errors import KrimppostError, Problem
+from pipeline.errors import KrimppostError, Problem, UsageError
 from pipeline.private import DIR_MODE, FILE_MODE, private_dir, private_sqlite
 
 MIGRATIONS: tuple[str, ...] = (
@@ -691,6 +691,21 @@ class IssueStore:
             ).fetchall()
         )
         return _issue_from_row(row, items)
+
+    def chosen(self, number: int | None) -> IssueRecord:
+        """Issue `number`, or the latest when None: the one a command names (a usage error
+        when there is none)."""
+        if number is None:
+            number = self.latest()
+            if number is None:
+                raise UsageError(
+                    "er is nog geen nieuwsbrief samengesteld (eerst: krimppost newsletter compile)"
+                )
+        record = self.get(number)
+        if record is None:
+            known = ", ".join(str(n) for n in self.numbers()) or "geen"
+            raise UsageError(f"nieuwsbrief {number} bestaat niet (wel: {known})")
+        return record
 
     def numbers(self) -> list[int]:
         return [row[0] for row in self.db.execute("SELECT number FROM issues ORDER BY number")]

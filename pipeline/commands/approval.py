@@ -8,6 +8,8 @@ the pool for the next issue.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +21,11 @@ from pipeline.commands.newsletter import (
     render_issue,
     stage_issue,
 )
-from pipeline.config import load_config
+from pipeline.config import Config, load_config
 from pipeline.errors import KrimppostError, Problem, UsageError
 from pipeline.outbox import Outbox
 from pipeline.render.newsletter import web_path
-from pipeline.state import BuildLock, IssueRecord, IssueStore, StateStore
+from pipeline.state import BuildLock, IssueStore, StateStore
 
 
 @dataclass
@@ -48,12 +50,16 @@ class ApprovalReport:
         return f"nieuwsbrief {self.number} goedgekeurd door {self.by} ({when}){then}"
 
 
-def _issue(issues: IssueStore, number: int) -> IssueRecord:
-    record = issues.get(number)
-    if record is None:
-        known = ", ".join(str(n) for n in issues.numbers()) or "geen"
-        raise UsageError(f"nieuwsbrief {number} bestaat niet (wel: {known})")
-    return record
+@contextmanager
+def _session(config: Config) -> Iterator[tuple[StateStore, Outbox]]:
+    """The state store and the outbox, under the build lock (the archive is rewritten)."""
+    state_path = config.path(config.state.path)
+    with (
+        BuildLock(state_path, 60),
+        StateStore(state_path) as state,
+        Outbox(config.outbox_dir).session(state_path) as outbox,
+    ):
+        yield state, outbox
 
 
 def approve_issue(root: Path, number: int, by: str, now: datetime) -> ApprovalReport:
@@ -62,14 +68,9 @@ def approve_issue(root: Path, number: int, by: str, now: datetime) -> ApprovalRe
         raise UsageError("--by: geef de naam van wie het nummer goedkeurt")
     config = load_config(root)
     now = config.moment(now)
-    state_path = config.path(config.state.path)
-    with (
-        BuildLock(state_path, 60),
-        StateStore(state_path) as state,
-        Outbox(config.outbox_dir).session(state_path) as outbox,
-    ):
+    with _session(config) as (state, outbox):
         issues = IssueStore(state)
-        record = _issue(issues, number)
+        record = issues.chosen(number)
         if record.approved:
             assert record.approved_by is not None and record.approved_at is not None
             return ApprovalReport(
@@ -92,7 +93,7 @@ def approve_issue(root: Path, number: int, by: str, now: datetime) -> ApprovalRe
             )
         with state.transaction():
             issues.approve(number, by, now)
-        record = _issue(issues, number)
+        record = issues.chosen(number)
         # Now public: its web version and its line in the archive and the issue feed.
         stage_issue(config, outbox, record, files)
         refresh_archive(config, state, outbox, now)
@@ -108,14 +109,9 @@ def approve_issue(root: Path, number: int, by: str, now: datetime) -> ApprovalRe
 def discard_issue(root: Path, number: int, now: datetime) -> str:
     config = load_config(root)
     now = config.moment(now)
-    state_path = config.path(config.state.path)
-    with (
-        BuildLock(state_path, 60),
-        StateStore(state_path) as state,
-        Outbox(config.outbox_dir).session(state_path) as outbox,
-    ):
+    with _session(config) as (state, outbox):
         issues = IssueStore(state)
-        record = _issue(issues, number)
+        record = issues.chosen(number)
         if issues.send_begun(number):
             raise KrimppostError(f"nieuwsbrief {number} is (deels) verstuurd en kan niet weg")
         if record.approved:

@@ -118,16 +118,8 @@ def send_proof(
     # No SendLock: a proof touches no delivery state, so it may run beside a `send`.
     with StateStore(config.path(config.state.path)) as state:
         issues = IssueStore(state)
-        if number is None:
-            number = issues.latest()
-            if number is None:
-                raise UsageError(
-                    "er is nog geen nieuwsbrief samengesteld (eerst: krimppost newsletter compile)"
-                )
-        record = issues.get(number)
-        if record is None:
-            known = ", ".join(str(n) for n in issues.numbers()) or "geen"
-            raise UsageError(f"nieuwsbrief {number} bestaat niet (wel: {known})")
+        record = issues.chosen(number)
+        number = record.number
 
     view = view_of(config, record)
     issue_tracks = [s.track for s in view.sections]

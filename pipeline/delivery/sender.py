@@ -433,7 +433,6 @@ def send_issue(
     from pipeline.config import load_config, newsletter_problems
     from pipeline.delivery.mime import Template
     from pipeline.delivery.subscribers import SubscriberStore
-    from pipeline.errors import UsageError
     from pipeline.render import message, templates
     from pipeline.render.newsletter import TOKEN_PLACEHOLDER, render, view_of
     from pipeline.state import IssueStore
@@ -444,16 +443,8 @@ def send_issue(
     state_path = config.path(config.state.path)
     with SendLock(state_path), StateStore(state_path) as state:
         issues = IssueStore(state)
-        if number is None:
-            number = issues.latest()
-            if number is None:
-                raise UsageError(
-                    "er is nog geen nieuwsbrief samengesteld (eerst: krimppost newsletter compile)"
-                )
-        record = issues.get(number)
-        if record is None:
-            known = ", ".join(str(n) for n in issues.numbers()) or "geen"
-            raise UsageError(f"nieuwsbrief {number} bestaat niet (wel: {known})")
+        record = issues.chosen(number)
+        number = record.number
         # With approval off, compile approves an issue as it makes it: one left unapproved
         # is a concept from before approval was switched off, and still needs a person.
         if not record.approved:
