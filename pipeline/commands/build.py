@@ -69,16 +69,12 @@ def site_fingerprint(config: Config, dirs: list[Path]) -> str:
     return output_fingerprint(config, templates.fingerprint(dirs))
 
 
-def public_issues(config: Config, state: StateStore) -> list[tuple[int, str, datetime]]:
-    """The issues on the site: a concept waiting for approval is not (with approval off,
-    compile approves an issue as it makes it)."""
-    return IssueStore(state).summaries(approved_only=True)
-
-
 def issue_links(config: Config, state: StateStore) -> tuple[IssueLink, ...]:
     return tuple(
         IssueLink(number, subject, created.astimezone(config.site.tz), web_path(number))
-        for number, subject, created in public_issues(config, state)
+        # A concept waiting for approval is not on the site (with approval off, compile
+        # approves an issue as it makes it).
+        for number, subject, created in IssueStore(state).summaries(approved_only=True)
     )
 
 
@@ -98,7 +94,7 @@ def build(
         fp = site_fingerprint(config, dirs)
         with StateStore(state_path) as state:
             files = scan_content(config.root)
-            inputs = _inputs_fingerprint(fp, files, public_issues(config, state))
+            inputs = _inputs_fingerprint(fp, files, IssueStore(state).summaries(approved_only=True))
             meta = state.build_meta()
             if _nothing_to_do(config, meta, inputs, now):
                 report = BuildReport(
