@@ -137,13 +137,19 @@ def newsletter_discard(number: int, root: Path, now: datetime) -> None:
 @_root_option
 @_reports_errors
 def run(root: Path) -> None:
-    """Start de planner: builds bij wijzigingen en embargo's, de nieuwsbrief op schema."""
+    """Start de planner: builds bij wijzigingen en embargo's, de nieuwsbrief op schema.
+
+    Met een PostgreSQL-store mogen meer hosts `krimppost run` draaien: één is actief, de
+    andere wachten en nemen het binnen enkele seconden over als die stopt."""
     from pipeline.commands.run import Service
     from pipeline.config import load_config
     from pipeline.schedule import configure_logging
 
     configure_logging(load_config(root))
-    Service(root).run_forever()
+    service = Service(root)
+    service.run_forever()
+    if service.lost_leadership:  # a supervisor restarts it, as a standby
+        sys.exit(1)
 
 
 @cli.command()

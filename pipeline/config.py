@@ -477,15 +477,61 @@ class Build:
     )
 
 
+def _state_url(value: str) -> str:
+    """A PostgreSQL URL without a password: that comes from the environment (the address
+    in KRIMPPOST_STATE_URL, PGPASSWORD or ~/.pgpass), never from this file."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgresql+psycopg", "postgres"):
+        raise OptionError(
+            f"moet een PostgreSQL-URL zijn zoals postgresql://krimppost@db.example.nl/krimppost, niet {value!r}"
+        )
+    if parts.password is not None:
+        raise OptionError(
+            "bevat een wachtwoord; zet dat niet in config.toml maar in de omgeving "
+            "(PGPASSWORD, ~/.pgpass of de hele URL in KRIMPPOST_STATE_URL)"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class State:
-    path: str = option(".krimppost/state.sqlite", _relative_path, doc="De state store.")
+    path: str = option(
+        ".krimppost/state.sqlite",
+        _relative_path,
+        doc="De state store (SQLite); daarnaast de lock-bestanden en caches.",
+    )
+    url: str = option(
+        "",
+        _state_url,
+        doc="PostgreSQL in plaats van SQLite (postgresql://GEBRUIKER@HOST/DATABASE); "
+        "KRIMPPOST_STATE_URL gaat voor.",
+    )
+
+
+def _relay_list(value: list) -> tuple[str, ...]:
+    relays = _string_list(value)
+    for relay in relays:
+        host, _, port = relay.rpartition(":") if ":" in relay else (relay, "", "")
+        if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+            raise OptionError(f'moet "HOST" of "HOST:POORT" zijn, niet {relay!r}')
+    return relays
 
 
 @dataclass(frozen=True)
 class Smtp:
     host: str = option("localhost", _non_empty, doc="SMTP-server voor de nieuwsbrief.")
     port: int = option(25, _port, doc="Poort van de SMTP-server.")
+    hosts: tuple[str, ...] = option(
+        (),
+        _relay_list,
+        doc='Meer SMTP-servers, om de beurt gebruikt ("HOST" of "HOST:POORT"); '
+        "leeg = alleen host en port.",
+    )
+    relay_pause: float = option(
+        60.0, _positive, doc="Seconden dat een server die verbindingen weigert wordt overgeslagen."
+    )
     security: str = option(
         "none", _one_of("none", "starttls", "tls"), doc="Versleuteling: none, starttls of tls."
     )
@@ -506,6 +552,12 @@ class Smtp:
         100, _at_least(1), doc="Berichten per verbinding; daarna een nieuwe."
     )
     connections: int = option(1, _at_least(1), doc="Gelijktijdige verbindingen.")
+    lease_seconds: float = option(
+        60.0,
+        _positive,
+        doc="Na zoveel seconden zonder levensteken gaan de ontvangers van een gestopte "
+        "verzending naar de andere verzenders.",
+    )
     timeout: float = option(30.0, _positive, doc="Time-out per SMTP-stap (seconden).")
     retries: int = option(3, _at_least(0), doc="Nieuwe pogingen na een tijdelijke fout (4xx).")
     retry_delay: float = option(

@@ -19,6 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pipeline.config import Config
 from pipeline.errors import KrimppostError, Problem
 from pipeline.private import DIR_MODE, FILE_MODE
+from pipeline.state import StateStore, StoreAddress
 
 log = logging.getLogger("krimppost.run")
 
@@ -88,7 +89,7 @@ class ServicePaths:
         return cls(
             lock=state.with_name(state.name + ".scheduler.lock"),
             runs=state.with_name(state.name + ".runs.json"),
-            jobs_url=f"sqlite:///{state}",
+            jobs_url=StoreAddress.of(config).url,
         )
 
 
@@ -202,7 +203,7 @@ def line(**fields: Any) -> str:
     return " ".join(parts)
 
 
-def repair_persisted_jobs(path: Path) -> list[str]:
+def repair_persisted_jobs(config: Config) -> list[str]:
     """Before the scheduler reads its persisted jobs: those of an older krimppost are brought
     up to date, and those that cannot be restored are deleted (returned).
 
@@ -216,12 +217,11 @@ def repair_persisted_jobs(path: Path) -> list[str]:
 
     from apscheduler.job import Job
 
-    from pipeline.state import StateStore
-
-    if not path.exists():
+    address = StoreAddress.of(config)
+    if not address.exists():
         return []
     dropped = []
-    with StateStore(path) as state:
+    with StateStore(address) as state:
         for job_id, blob in state.persisted_jobs(JOBS_TABLE):
             try:
                 if job_id.startswith(OLD_EMBARGO_PREFIX):
@@ -252,12 +252,10 @@ _OLD_JOBS_MODULE = "pipeline.schedule:"
 
 def next_runs(config: Config) -> list[tuple[str, datetime | None]]:
     """Next run of every persisted job."""
-    from pipeline.state import StateStore
-
-    path = config.path(config.state.path)
-    if not path.exists():
+    address = StoreAddress.of(config)
+    if not address.exists():
         return []
-    with StateStore(path) as state:
+    with StateStore(address) as state:
         rows = state.job_times(JOBS_TABLE)
     tz = config.site.tz
     return [

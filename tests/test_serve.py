@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import storesql
 import uvicorn
 from test_delivery import Recorder, Sink, set_smtp
 
@@ -22,6 +23,9 @@ from pipeline.config import load_config
 from pipeline.delivery.subscribers import SubscriberStore
 from pipeline.delivery.webapp import create_app
 from pipeline.state import StateStore
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
+pytestmark = pytest.mark.usefixtures("state_backend")
 
 ONE_CLICK = b"List-Unsubscribe=One-Click"
 FORM = "application/x-www-form-urlencoded"
@@ -80,13 +84,11 @@ class World:
 
     def store(self) -> tuple[StateStore, SubscriberStore]:
         config = load_config(self.project.root)
-        state = StateStore(config.path(config.state.path))
+        state = StateStore.of(config)
         return state, SubscriberStore(state, config)
 
     def rows(self, sql: str, *args: object) -> list[tuple]:
-        state, _ = self.store()
-        with state:
-            return state.db.execute(sql, args).fetchall()
+        return storesql.rows(self.project.root, sql, *args)
 
     def add(self, address: str) -> str:
         state, store = self.store()

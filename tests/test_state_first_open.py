@@ -22,7 +22,7 @@ def open_each(paths: list[Path], barrier: Any, answers: Any) -> None:
         barrier.wait()  # all processes open the same new store at the same moment
         try:
             with StateStore(path) as state:
-                state.db.execute("SELECT COUNT(*) FROM items").fetchone()
+                state.items()
             answers.put("ok")
         except KrimppostError as exc:
             answers.put(str(exc.problems[0]))

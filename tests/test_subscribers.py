@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import storesql
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from conftest import Project
 from pipeline.commands.subscribers import subscribers
@@ -23,7 +25,10 @@ from pipeline.delivery.subscribers import (
     normalise,
     parse_tracks,
 )
-from pipeline.state import StateStore
+from pipeline.state import StateStore, StoreAddress
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
+pytestmark = pytest.mark.usefixtures("state_backend")
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -34,14 +39,12 @@ def run(project: Project, *args: str) -> tuple[int, str, str]:
 
 
 def rows(project: Project, sql: str, *args: object) -> list[tuple]:
-    config = load_config(project.root)
-    with StateStore(config.path(config.state.path)) as state:
-        return state.db.execute(sql, args).fetchall()
+    return storesql.rows(project.root, sql, *args)
 
 
 def store_of(project: Project):  # type: ignore[no-untyped-def]
     config = load_config(project.root)
-    state = StateStore(config.path(config.state.path))
+    state = StateStore.of(config)
     return state, SubscriberStore(state, config)
 
 
@@ -169,8 +172,8 @@ def test_import_never_reactivates_unsubscribed_bounced_or_removed(
             store.add(address, None, NOW)
         token = rows(project, "SELECT token FROM subscribers WHERE email = 'weg@example.nl'")[0][0]
         store.unsubscribe(token, NOW, "test")
-        state.db.execute(
-            "UPDATE subscribers SET status = 'bounced' WHERE email = 'stuk@example.nl'"
+        state.conn.execute(
+            text("UPDATE subscribers SET status = 'bounced' WHERE email = 'stuk@example.nl'")
         )
         store.remove("gewist@example.nl", NOW)
     path = tmp_path / "oud.csv"
@@ -200,13 +203,19 @@ def test_remove_erases_personal_data_and_keeps_a_keyed_hash(project: Project) ->
     (digest,) = rows(project, "SELECT digest FROM suppressions")[0]
     plain = hashlib.sha256("privé@example.nl".encode()).hexdigest()
     assert digest != plain and re.fullmatch(r"[0-9a-f]{64}", digest)
-    # nothing of the address is left in the database file
+    # nothing of the address is left in the database file (SQLite: the file itself)
     config = load_config(project.root)
-    with StateStore(config.path(config.state.path)) as state:
-        state.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        state.db.execute("VACUUM")
-    data = config.path(config.state.path).read_bytes()
-    assert "privé".encode() not in data and b"priv" not in data
+    if StoreAddress.of(config).is_sqlite:
+        with StateStore.of(config) as state:
+            state.conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            state.conn.exec_driver_sql("VACUUM")
+        data = config.path(config.state.path).read_bytes()
+        assert "privé".encode() not in data and b"priv" not in data
+    else:
+        found = storesql.query(
+            project.root, "SELECT COUNT(*) FROM subscribers WHERE email LIKE '%priv%'"
+        )
+        assert found == [(0,)]
     # removing an unknown address still suppresses it
     code, out, _ = run(project, "remove", "nooit@example.nl")
     assert code == 0 and "niet gevonden" in out
@@ -247,12 +256,14 @@ def test_list_and_export(project: Project, tmp_path: Path) -> None:
     assert code == 0 and "3 abonnees" in err
     # an export imported into another project adds only the active ones
     other = Project(tmp_path / "ander")
-    code, out, _ = run(other, "import", str(target))
-    assert code == 0 and "2 toegevoegd" in out and "1 overgeslagen" in out
-    assert dict(rows(other, "SELECT email, tracks FROM subscribers")) == {
-        "een@example.nl": ",wrb,energietransitie,",
-        "twee@example.nl": "*",
-    }
+    with pytest.MonkeyPatch.context() as env:  # its own store, not this test's database
+        env.delenv("KRIMPPOST_STATE_URL", raising=False)
+        code, out, _ = run(other, "import", str(target))
+        assert code == 0 and "2 toegevoegd" in out and "1 overgeslagen" in out
+        assert dict(rows(other, "SELECT email, tracks FROM subscribers")) == {
+            "een@example.nl": ",wrb,energietransitie,",
+            "twee@example.nl": "*",
+        }
 
 
 def test_web_request_confirm_expiry_and_unsubscribe(project: Project) -> None:

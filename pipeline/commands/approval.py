@@ -56,7 +56,7 @@ def _session(config: Config) -> Iterator[tuple[StateStore, Outbox]]:
     state_path = config.path(config.state.path)
     with (
         BuildLock(state_path, 60),
-        StateStore(state_path) as state,
+        StateStore.of(config) as state,
         Outbox(config.outbox_dir).session(state_path) as outbox,
     ):
         yield state, outbox

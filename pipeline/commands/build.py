@@ -92,7 +92,7 @@ def build(
     with BuildLock(state_path, lock_timeout), contextlib.ExitStack() as cleanup:
         dirs = templates.template_dirs(config.templates_dir)
         fp = site_fingerprint(config, dirs)
-        with StateStore(state_path) as state:
+        with StateStore.of(config) as state:
             files = scan_content(config.root)
             inputs = _inputs_fingerprint(fp, files, IssueStore(state).summaries(approved_only=True))
             meta = state.build_meta()
@@ -106,7 +106,7 @@ def build(
         from pipeline.social.drafts import sync_drafts
 
         content = read_content(config, files=files)
-        with StateStore(state_path) as state:
+        with StateStore.of(config) as state:
             publication = decide(config, content, state, now)
             reach = horizons(config, state.first_build(), now)
             issues = issue_links(config, state)

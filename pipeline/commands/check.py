@@ -12,7 +12,7 @@ from pipeline.content.reader import ContentSet, read_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.horizon import EARLIEST, Horizons, count_before, horizons
 from pipeline.render import templates
-from pipeline.state import StateStore
+from pipeline.state import StateStore, StoreAddress
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,10 @@ def check(root: Path, now: datetime) -> CheckReport:
     except KrimppostError as exc:
         problems.extend(exc.problems)
     first_build = None
-    state_path = config.path(config.state.path)
-    if state_path.exists():  # before any build the horizons count from now, as that build will
+    address = StoreAddress.of(config)
+    if address.exists():  # before any build the horizons count from now, as that build will
         try:
-            with StateStore(state_path) as state:
+            with StateStore(address) as state:
                 first_build = state.first_build()
         except KrimppostError as exc:  # the build would stop on it too
             problems.extend(exc.problems)

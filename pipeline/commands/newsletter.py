@@ -340,7 +340,7 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
         content = read_content(config)
         # Temp files of a killed run go first, those of a failing compile with it.
         with (
-            StateStore(state_path) as state,
+            StateStore.of(config) as state,
             Outbox(config.outbox_dir).session(state_path) as outbox,
         ):
             issues = IssueStore(state)

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_config
-from pipeline.delivery.log import DeliveryLog, unfinished
 from pipeline.errors import KrimppostError
 from pipeline.schedule import (
     BUILD_JOB,
@@ -44,7 +43,10 @@ from pipeline.schedule import (
     line,
     repair_persisted_jobs,
 )
-from pipeline.state import IssueRecord, IssueStore, StateStore
+from pipeline.state import IssueRecord, IssueStore, StateStore, StoreAddress
+from pipeline.state.deliveries import DeliveryLog, unfinished
+from pipeline.state.leader import POLL as LEADER_POLL
+from pipeline.state.leader import Leadership, holder
 from pipeline.workers import in_fresh_process
 
 log = logging.getLogger("krimppost.run")
@@ -117,10 +119,10 @@ def _waits(number: int) -> dict[str, Any]:
 def _unsent(root: str) -> list[IssueRecord]:
     """Issues whose send has not begun, oldest first."""
     config = load_config(Path(root))
-    path = config.path(config.state.path)
-    if not path.exists():
+    address = StoreAddress.of(config)
+    if not address.exists():
         return []
-    with StateStore(path) as state:
+    with StateStore(address) as state:
         return IssueStore(state).unsent()
 
 
@@ -150,11 +152,11 @@ def send_approved(root: str) -> dict[str, Any]:
 def unfinished_sends(root: str) -> list[int]:
     """Issues whose send has begun and left recipients without an outcome."""
     config = load_config(Path(root))
-    path = config.path(config.state.path)
-    if not path.exists():
+    address = StoreAddress.of(config)
+    if not address.exists():
         return []
-    with StateStore(path) as state:
-        progress = DeliveryLog(state.db).progress()
+    with StateStore(address) as state:
+        progress = DeliveryLog(state.conn).progress()
     return sorted(n for n, counts in progress.items() if unfinished(counts))
 
 
@@ -218,12 +220,17 @@ class Service:
         self.root = root.resolve()
         self.config = load_config(self.root)
         self.paths = ServicePaths.of(self.config)
-        self.lock = ServiceLock(self.paths.lock)
+        self.address = StoreAddress.of(self.config)
+        # One scheduler per store: on one machine the lock file; with PostgreSQL, on any
+        # number of hosts, the database's advisory lock (the others wait as standbys).
+        self.lock = ServiceLock(self.paths.lock) if self.address.is_sqlite else None
+        self.leader: Leadership | None = None
         self.runs = RunLog(self.paths.runs)
         self.stop_event = threading.Event()
         self.scheduler: Any = None
         self.observer: Any = None
         self._starts: dict[str, float] = {}
+        self.lost_leadership = False
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -242,8 +249,9 @@ class Service:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
 
-        self.lock.acquire()
-        repair_persisted_jobs(self.config.path(self.config.state.path))
+        if self.lock is not None:
+            self.lock.acquire()
+        repair_persisted_jobs(self.config)
         sched = self.config.schedule
         self.scheduler = BackgroundScheduler(
             jobstores={
@@ -329,13 +337,47 @@ class Service:
             )
         )
 
+    def await_leadership(self) -> bool:
+        """Wait until this is the active scheduler of the store; False when stopped first.
+        The store is opened (and migrated) first, so the services table exists."""
+        StateStore(self.address).close()
+        self.leader = Leadership(self.address)
+        waiting = False
+        while not self.leader.try_acquire():
+            if not waiting:
+                with StateStore(self.address) as state:
+                    other = holder(state.conn)
+                log.info(
+                    line(
+                        event="stand-by",
+                        actief=f"{other.host} (pid {other.pid})" if other else "?",
+                        note="neemt het over zodra die stopt",
+                    )
+                )
+                waiting = True
+            if self.stop_event.wait(LEADER_POLL):
+                self.leader.release()
+                return False
+        return True
+
     def run_forever(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
+        if not self.await_leadership():
+            return
         self.start()
         try:
+            checked = time.monotonic()
             while not self.stop_event.wait(1):
-                pass
+                if time.monotonic() - checked < LEADER_POLL:
+                    continue
+                checked = time.monotonic()
+                assert self.leader is not None
+                if not self.leader.holds():
+                    # Without the lock another host may take over: never both run jobs.
+                    log.error(line(event="actief-verloren", note="verbinding met de store weg"))
+                    self.lost_leadership = True
+                    break
         finally:
             self.stop()
 
@@ -346,7 +388,10 @@ class Service:
             self.observer.join(timeout=5)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)  # a running build finishes: nothing half-written
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
+        if self.leader is not None:
+            self.leader.release()
         log.info(line(event="gestopt"))
 
     # planning ----------------------------------------------------------------------------
@@ -354,10 +399,10 @@ class Service:
     def plan_next_change(self) -> None:
         """A one-off build just after the next moment the published set changes, as the
         last build decided; none when nothing is due (the interval build still runs)."""
-        path = self.config.path(self.config.state.path)
+        address = StoreAddress.of(self.config)
         moment = None
-        if path.exists():
-            with StateStore(path) as state:
+        if address.exists():
+            with StateStore(address) as state:
                 moment = state.next_change()
         now = datetime.now(UTC)
         if moment is None or moment <= now or moment.year >= 9999:

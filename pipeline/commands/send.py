@@ -38,6 +38,17 @@ MAX_LISTED = 50
     help="Alleen met --test: de proef zoals een abonnee van deze trajecten die krijgt "
     "(standaard: alle trajecten van het nummer).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    metavar="K",
+    help="Verstuur met K processen die de ontvangers delen (elk met [smtp] connections "
+    "verbindingen). Meer `send`-processen tegen één PostgreSQL-store, ook op andere "
+    "machines, delen de ontvangers op dezelfde manier.",
+)
+@click.option("--join", "join", type=int, default=None, hidden=True)
 @_reports_errors
 def send(
     number: int | None,
@@ -45,6 +56,8 @@ def send(
     resend_uncertain: bool,
     test: tuple[str, ...],
     tracks: str | None,
+    workers: int,
+    join: int | None,
 ) -> None:
     """Verstuur nummer N (standaard: het laatste) aan de actieve abonnees van zijn trajecten.
 
@@ -68,7 +81,12 @@ def send(
             "--tracks hoort bij --test (een proef); een gewone verzending geeft elke "
             "abonnee de trajecten die die abonnee koos"
         )
-    deliver(root, number, resend_uncertain)
+    if join is not None:  # a process started by `send --workers`: its parent reports
+        from pipeline.delivery.sender import send_issue
+
+        report = send_issue(root, number, parent=join)
+        sys.exit(0 if report.ok else 1)
+    deliver(root, number, resend_uncertain, workers)
 
 
 def proof(root: Path, number: int | None, addresses: tuple[str, ...], tracks: str | None) -> None:
@@ -80,7 +98,7 @@ def proof(root: Path, number: int | None, addresses: tuple[str, ...], tracks: st
     sys.exit(0 if report.ok else 1)
 
 
-def deliver(root: Path, number: int | None, resend_uncertain: bool) -> None:
+def deliver(root: Path, number: int | None, resend_uncertain: bool, workers: int = 1) -> None:
     """Send an issue as `send` does, with its progress and summary; exits 1 unless all went."""
     from pipeline.delivery.sender import SendReport, send_issue
 
@@ -101,9 +119,9 @@ def deliver(root: Path, number: int | None, resend_uncertain: bool) -> None:
                 bar.length = max(total, 1)
                 bar.update(done - bar.pos)
 
-            report = send_issue(root, number, resend_uncertain, progress=progress, on_start=started)
+            report = send_issue(root, number, resend_uncertain, progress, started, workers=workers)
     else:
-        report = send_issue(root, number, resend_uncertain, on_start=started)
+        report = send_issue(root, number, resend_uncertain, on_start=started, workers=workers)
 
     if report.uncertain:
         click.echo(

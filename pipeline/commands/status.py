@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.commands.check import horizon_lines, local_horizons
-from pipeline.config import load_config
+from pipeline.config import Config, load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import read_content
-from pipeline.delivery.log import DeliveryLog, unfinished
 from pipeline.delivery.subscribers import STATUS_LABELS as SUBSCRIBER_LABELS
+from pipeline.delivery.subscribers import SubscriberStore
 from pipeline.errors import Problem
 from pipeline.horizon import Horizons, count_before
 from pipeline.schedule import RunLog, ServiceLock, ServicePaths, next_runs
-from pipeline.state import IssueStore, StateStore
+from pipeline.state import DatabaseError, IssueStore, StateStore, StoreAddress
+from pipeline.state.deliveries import DeliveryLog, unfinished
+from pipeline.state.leader import POLL as LEADER_POLL
+from pipeline.state.leader import Holder, holder
 
 
 @dataclass
@@ -27,6 +30,9 @@ class Status:
     problems: tuple[Problem, ...]
     embargoed: list[tuple[str, datetime]]
     drafts_waiting: list[str] = field(default_factory=list)
+    # With PostgreSQL: the host of the active scheduler, by its own last heartbeat.
+    scheduler: Holder | None = None
+    shared_store: bool = False
     unsent_issues: list[tuple[int, str]] = field(default_factory=list)  # never begun
     unfinished_sends: list[tuple[int, dict[str, int]]] = field(default_factory=list)
     uncertain: list[tuple[int, int]] = field(default_factory=list)  # (issue, recipients)
@@ -42,9 +48,24 @@ class Status:
     horizons: Horizons | None = None
     before_horizon: tuple[int, int] = (0, 0)  # published items before (newsletter, social)
 
+    def _active_scheduler(self) -> str:
+        held = self.scheduler
+        if held is None:
+            return "dienst: nog nooit actief geweest (start met `krimppost run`)"
+        silent = (datetime.now(UTC) - held.heartbeat).total_seconds()
+        seen = held.heartbeat.astimezone().isoformat(timespec="seconds")
+        if silent > 3 * LEADER_POLL:
+            return (
+                f"dienst: geen actieve planner; laatst actief op {held.host} (pid {held.pid}), "
+                f"laatste teken {seen}"
+            )
+        return f"dienst: actief op {held.host} (pid {held.pid}), laatste teken {seen}"
+
     def lines(self) -> list[str]:
         out = []
-        if self.service_pid:
+        if self.shared_store:
+            out.append(self._active_scheduler())
+        elif self.service_pid:
             out.append(f"dienst: draait (pid {self.service_pid})")
         else:
             out.append("dienst: draait niet (start met `krimppost run`)")
@@ -173,10 +194,12 @@ def status(root: Path, now: datetime) -> Status:
     # Before any build: the horizons as the first build would set them, now.
     first_published = [i.published_at for i in content.published(now)]
     first_build = None
-    state_path = config.path(config.state.path)
-    if state_path.exists():
-        with StateStore(state_path) as state:
+    address = StoreAddress.of(config)
+    if address.exists():
+        with StateStore(address) as state:
             first_build = state.first_build()
+            result.shared_store = not address.is_sqlite
+            result.scheduler = holder(state.conn)
             if first_build is not None:  # what the site has published, as the store says
                 first_published = [r.first_published for r in state.items().values() if r.live]
             issues = IssueStore(state)
@@ -216,7 +239,7 @@ def status(root: Path, now: datetime) -> Status:
                 for n, counts in sorted(progress.items())
                 if counts.get("failed")
             ]
-            result.subscribers = _subscriber_counts(state)
+            result.subscribers = _subscriber_counts(state, config)
     reach = result.horizons = local_horizons(config, first_build, now)
     result.before_horizon = (
         count_before(first_published, reach.newsletter),
@@ -242,16 +265,13 @@ def _drafts_waiting(config: Any) -> list[str]:
 
 def _send_progress(state: StateStore) -> dict[int, dict[str, int]]:
     try:
-        return DeliveryLog(state.db).progress()
-    except Exception:
+        return DeliveryLog(state.conn).progress()
+    except DatabaseError:
         return {}
 
 
-def _subscriber_counts(state: StateStore) -> dict[str, int]:
+def _subscriber_counts(state: StateStore, config: Config) -> dict[str, int]:
     try:
-        rows = state.db.execute(
-            "SELECT status, COUNT(*) FROM subscribers GROUP BY status"
-        ).fetchall()
-    except Exception:
+        return SubscriberStore(state, config).counts()
+    except DatabaseError:
         return {}
-    return {status: count for status, count in rows}

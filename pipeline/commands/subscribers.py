@@ -47,7 +47,7 @@ EXPORT_COLUMNS = (
 @contextmanager
 def _store(root: Path) -> Iterator[tuple[Config, SubscriberStore]]:
     config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
+    with StateStore.of(config) as state:
         yield config, SubscriberStore(state, config)
 
 

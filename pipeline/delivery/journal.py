@@ -23,36 +23,43 @@ meanwhile in one transaction (group commit), so several connections share each f
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
-from pipeline.delivery.log import DeliveryLog, Recipient
-from pipeline.state import utc_text
+from pipeline.state import StateStore, set_durable, transaction, utc_text
+from pipeline.state.deliveries import DeliveryLog, Recipient
 
-Write = Callable[[DeliveryLog], None]
+Write = Callable[[DeliveryLog], object]
 
 
 class JournalError(Exception):
     """A write to the delivery log failed; every later write is refused."""
 
 
+class ClaimLost(Exception):
+    """The run no longer holds the recipient (it was reaped while it stalled, and another
+    run has the recipient now): the message must not be finished."""
+
+
 class Ticket:
-    __slots__ = ("_done", "_journal")
+    __slots__ = ("_done", "_journal", "result")
 
     def __init__(self, journal: Journal) -> None:
         self._done = threading.Event()
         self._journal = journal
+        self.result: object = None
 
     def wait(self) -> None:
-        """Until the write is committed; JournalError if the journal failed instead."""
+        """Until the write is committed; JournalError if the journal failed instead,
+        ClaimLost if the write found the recipient taken by another run."""
         self._done.wait()
         if self._journal.error is not None:
             raise JournalError(str(self._journal.error))
+        if self.result is False:
+            raise ClaimLost()
 
 
 def _stamp() -> str:
@@ -62,12 +69,14 @@ def _stamp() -> str:
 class Journal:
     """The writes of one send run of `issue`, from several threads, with group commit."""
 
-    def __init__(self, path: Path, issue: int, retries: int, retry_delay: float) -> None:
+    def __init__(
+        self, state: StateStore, issue: int, run_id: int, retries: int, retry_delay: float
+    ) -> None:
         self.issue = issue
+        self.run_id = run_id
         self.retries = retries
         self.retry_delay = retry_delay
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = state.connect()  # the writer thread's own
         self.error: BaseException | None = None
         self._log = DeliveryLog(self.db)
         self._pending: deque[tuple[Write | None, bool, Ticket]] = deque()
@@ -82,7 +91,8 @@ class Journal:
         """Mark the recipient `sending`; wait for the ticket before the final dot."""
         stamp = _stamp()
         return self._submit(
-            lambda log: log.mark_sending(self.issue, subscriber, message_id, stamp), durable=True
+            lambda log: log.mark_sending(self.issue, subscriber, self.run_id, message_id, stamp),
+            durable=True,
         )
 
     def record(self, recipient: Recipient, status: str, reply: str) -> str:
@@ -131,7 +141,7 @@ class Journal:
 
     def _run(self) -> None:
         db = self.db
-        synchronous = ""
+        durable: bool | None = None
         while True:
             with self._cond:
                 while not self._pending and not self._closing:
@@ -141,20 +151,16 @@ class Journal:
             if not batch:
                 return  # closing and nothing left
             # One durable write in the batch makes the whole commit wait for the disk.
-            wanted = "FULL" if any(durable for _, durable, _ in batch) else "NORMAL"
+            wanted = any(wait for _, wait, _ in batch)
             try:
-                if wanted != synchronous:
-                    db.execute(f"PRAGMA synchronous={wanted}")
-                    synchronous = wanted
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    for write, _, _ in batch:
+                if wanted != durable:
+                    set_durable(db, wanted)
+                    durable = wanted
+                # Each worker writes its own recipients' rows: row locks suffice.
+                with transaction(db, exclusive=False):
+                    for write, _, ticket in batch:
                         if write is not None:
-                            write(self._log)
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+                            ticket.result = write(self._log)
             except BaseException as exc:
                 with self._cond:
                     self.error = exc

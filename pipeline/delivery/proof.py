@@ -116,7 +116,7 @@ def send_proof(
     if problems := newsletter_problems(config) + smtp_problems(config):
         raise ConfigError(problems)
     # No SendLock: a proof touches no delivery state, so it may run beside a `send`.
-    with StateStore(config.path(config.state.path)) as state:
+    with StateStore.of(config) as state:
         issues = IssueStore(state)
         record = issues.chosen(number)
         number = record.number

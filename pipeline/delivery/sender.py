@@ -15,8 +15,12 @@ selection). A run that ends with uncertain recipients is not `ok` (exit 1).
 
 from __future__ import annotations
 
+import os
 import queue
-import sqlite3
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -28,13 +32,16 @@ from typing import Any
 
 from pipeline.config import Config, ConfigError
 from pipeline.delivery import smtp
-from pipeline.delivery.journal import Journal, JournalError
-from pipeline.delivery.log import DeliveryLog, Recipient
+from pipeline.delivery.journal import ClaimLost, Journal, JournalError
 from pipeline.delivery.smtp import Stop, envelope_sender, signer_for, smtp_problems
 from pipeline.errors import KrimppostError
-from pipeline.state import FileLock, StateStore, utc_text
+from pipeline.state import DatabaseError, StateStore, transaction, utc_text
+from pipeline.state.deliveries import DeliveryLog, Recipient
 
 PAGE = 256  # recipients read from the store at a time
+# Recipients claimed at a time: small enough that several senders share an issue evenly,
+# large enough that claiming (one commit) is a small part of sending them.
+CLAIM = 32
 
 
 def send_one(config: Config, to: str, data: bytes, utf8: bool = False) -> None:
@@ -47,13 +54,6 @@ def send_one(config: Config, to: str, data: bytes, utf8: bool = False) -> None:
         conn.sendmail(envelope_sender(config), [to], data, ["SMTPUTF8"] if utf8 else [])
     finally:
         smtp.quit_politely(conn)
-
-
-class SendLock(FileLock):
-    """One `send` at a time per state store (a kill releases it)."""
-
-    suffix = ".send.lock"
-    message = "er loopt al een verzending voor dit project"
 
 
 @dataclass
@@ -90,6 +90,24 @@ class SendReport:
         )
 
 
+def gone(host: str, pid: int) -> bool:
+    """Whether the run of (host, pid) is known to be dead: a process of this machine that
+    no longer exists. (A run elsewhere is dead only when its heartbeat stops.)"""
+    if host != socket.gethostname() or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a killed child its parent has not waited for yet is a zombie: dead too
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
 class _Pacer:
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
@@ -121,10 +139,11 @@ class Delivery:
         progress: Callable[[int, int], None] | None = None,
         resend_uncertain: bool = False,
         agenda_tracks: frozenset[str] = frozenset(),
+        parent: int | None = None,
     ) -> None:
         self.config = config
         self.state = state
-        self.log = DeliveryLog(state.db)
+        self.log = DeliveryLog(state.conn)
         self.issue = issue
         self.issue_tracks = issue_tracks
         # A recipient's view: the sections and the agenda events of their tracks.
@@ -133,12 +152,14 @@ class Delivery:
         self.store_tag = store_tag
         self.progress = progress
         self.resend_uncertain = resend_uncertain
+        self.parent = parent
         self.report = SendReport(issue)
         self.smtp = config.smtp
         self.sender = envelope_sender(config)
         self.signer = signer_for(config)
         self.stop = threading.Event()
         self.pacer = _Pacer(self.smtp.rate_per_second)
+        self.relays = smtp.Relays(config)
         self._lock = threading.Lock()
         self._templates: OrderedDict[frozenset[str], Any] = OrderedDict()
         self._template_lock = threading.Lock()
@@ -154,9 +175,18 @@ class Delivery:
         """Reconcile the log with the subscribers, in one transaction."""
         with self.state.transaction():
             begun = self.log.begin_run(
-                self.issue, self.issue_tracks, utc_text(now), self.resend_uncertain
+                self.issue,
+                self.issue_tracks,
+                utc_text(now),
+                self.resend_uncertain,
+                self.smtp.lease_seconds,
+                socket.gethostname(),
+                os.getpid(),
+                self.parent,
+                gone,
             )
-        self.run_id = begun.run_id
+        assert begun.run_id is not None
+        self.run_id: int = begun.run_id
         self.report.new_uncertain = begun.new_uncertain
         self.report.skipped = begun.skipped
         self.report.recipients = begun.pending
@@ -182,33 +212,64 @@ class Delivery:
     # reading recipients --------------------------------------------------------------------
 
     def _produce(self, reader: DeliveryLog, work: queue.Queue[Recipient | None]) -> None:
-        def feed(status: str, due: float | None) -> int:
-            after, fed = 0, 0
-            while not self.stop.is_set():
-                page = reader.page(self.issue, status, after, due, PAGE)
-                if not page:
-                    break
-                for recipient in page:
-                    while not self.stop.is_set():
-                        try:
-                            work.put(recipient, timeout=0.2)
-                            fed += 1
-                            break
-                        except queue.Full:
-                            continue
-                after = page[-1].subscriber
+        """Claim free recipients a batch at a time and queue them for the connections; then
+        retry this run's deferred ones when due. While other runs hold recipients without an
+        outcome this run stays, to take over those of a run that dies (after the lease)."""
+
+        def feed(batch: list[Recipient]) -> int:
+            fed = 0
+            for recipient in batch:
+                while not self.stop.is_set():
+                    try:
+                        work.put(recipient, timeout=0.2)
+                        fed += 1
+                        break
+                    except queue.Full:
+                        continue
             return fed
 
-        feed("pending", None)
+        def due_now() -> list[Recipient]:
+            return reader.page(self.issue, "deferred", 0, time.time(), PAGE, self.run_id)
+
         while not self.stop.is_set():
+            with transaction(reader.conn, exclusive=False):
+                batch = reader.claim(self.issue, self.run_id, CLAIM)
+            if batch:
+                feed(batch)
+                continue
             work.join()  # every queued recipient handled and its outcome submitted
             self.journal.flush()
-            if feed("deferred", time.time()):
+            if feed(due_now()):
                 continue
-            due = reader.next_due(self.issue)
-            if due is None:
+            due = reader.next_due(self.issue, self.run_id)
+            others = reader.held_by_others(self.issue, self.run_id)
+            if due is None and not others:
                 return
-            self.stop.wait(max(0.0, min(due - time.time(), 1.0)))
+            if others:
+                with transaction(reader.conn):
+                    self.report.new_uncertain += reader.reap(
+                        self.issue, self.smtp.lease_seconds, utc_text(datetime.now(UTC)), gone
+                    )
+            wait = 1.0 if due is None else min(max(due - time.time(), 0.0), 1.0)
+            self.stop.wait(wait)
+
+    def _keep_alive(self, done: threading.Event) -> None:
+        """Say every quarter lease that this run is alive; stop sending when it was reaped
+        (cut off from the store for longer than the lease: its recipients went to others)."""
+        conn = self.state.connect()
+        log = DeliveryLog(conn)
+        try:
+            while not done.wait(self.smtp.lease_seconds / 4):
+                try:
+                    with transaction(conn, exclusive=False):
+                        alive = log.heartbeat(self.run_id)
+                except DatabaseError:
+                    continue  # the claims still guard every message; try again
+                if not alive:
+                    self._halt("de verzending is overgenomen door een andere run (lease verlopen)")
+                    return
+        finally:
+            conn.close()
 
     # templates and messages ------------------------------------------------------------------
 
@@ -309,6 +370,9 @@ class Delivery:
         except JournalError as exc:
             conn.close()
             raise Stop(f"state store: {exc}") from None
+        except ClaimLost:
+            conn.close()  # before the dot: the server discards the message
+            return False
         if outcome.status == "uncertain":
             self._uncertain(recipient, outcome.reply)
         else:
@@ -337,7 +401,7 @@ class Delivery:
                         smtp.quit_politely(conn)
                         conn = None
                     if conn is None:
-                        conn = smtp.connect_retrying(self.config, self.stop)
+                        conn = smtp.connect_retrying(self.config, self.stop, self.relays)
                         used = 0
                     self.pacer.wait(self.stop)
                     used += 1
@@ -360,9 +424,14 @@ class Delivery:
     def run(self) -> SendReport:
         started = time.perf_counter()
         self.journal = Journal(
-            self.state.path, self.issue, self.smtp.retries, self.smtp.retry_delay
+            self.state, self.issue, self.run_id, self.smtp.retries, self.smtp.retry_delay
         )
-        reader = sqlite3.connect(self.state.path, timeout=30, isolation_level=None)
+        reader = self.state.connect()
+        alive_done = threading.Event()
+        alive = threading.Thread(
+            target=self._keep_alive, args=(alive_done,), name="krimppost-heartbeat", daemon=True
+        )
+        alive.start()
         work: queue.Queue[Recipient | None] = queue.Queue(maxsize=4 * self.smtp.connections + 8)
         threads = [
             threading.Thread(target=self._worker, args=(work,), name=f"krimppost-smtp-{n}")
@@ -386,6 +455,8 @@ class Delivery:
                 self.journal.close()
             self.report.seconds = time.perf_counter() - started
             self._finish(DeliveryLog(reader))
+            alive_done.set()
+            alive.join()
             reader.close()
         if isinstance(self._error, KrimppostError):
             raise self._error
@@ -399,7 +470,7 @@ class Delivery:
             self.report.aborted = f"state store: {self.journal.error}"
         try:
             self._conclude(reader)
-        except sqlite3.Error as exc:  # e.g. a full disk: report what the run knows
+        except DatabaseError as exc:  # e.g. a full disk: report what the run knows
             self.report.aborted = self.report.aborted or f"state store: {exc}"
 
     def _conclude(self, reader: DeliveryLog) -> None:
@@ -407,8 +478,9 @@ class Delivery:
         with self.state.transaction():
             r.skipped += self.log.skip_unsubscribed(self.issue, utc_text(datetime.now(UTC)))
         r.uncertain = reader.uncertain_addresses(self.issue)
-        r.not_attempted = reader.not_attempted(self.issue)
+        r.not_attempted = reader.not_attempted(self.issue, self.run_id)
         with self.state.transaction():
+            self.log.release(self.issue, self.run_id, utc_text(datetime.now(UTC)))
             self.log.finish_run(
                 self.run_id,
                 utc_text(datetime.now(UTC)),
@@ -426,8 +498,14 @@ def send_issue(
     resend_uncertain: bool = False,
     progress: Callable[[int, int], None] | None = None,
     on_start: Callable[[SendReport], None] | None = None,
+    workers: int = 1,
+    parent: int | None = None,
 ) -> SendReport:
-    """`krimppost newsletter send [N]`: deliver issue N (default: the latest) to its subscribers."""
+    """`krimppost newsletter send [N]`: deliver issue N (default: the latest) to its subscribers.
+
+    With `workers` > 1 this process starts that many minus one more `send` processes that
+    join its run (`parent`: the run they join) and share the recipients through the store;
+    its report counts theirs too."""
     import secrets
 
     from pipeline.config import load_config, newsletter_problems
@@ -440,8 +518,7 @@ def send_issue(
     config = load_config(root)
     if problems := newsletter_problems(config) + smtp_problems(config):
         raise ConfigError(problems)
-    state_path = config.path(config.state.path)
-    with SendLock(state_path), StateStore(state_path) as state:
+    with StateStore.of(config) as state:
         issues = IssueStore(state)
         record = issues.chosen(number)
         number = record.number
@@ -474,10 +551,66 @@ def send_issue(
             progress,
             resend_uncertain,
             frozenset(e.item.track for e in view.agenda),
+            parent,
         )
         delivery.report.subject = record.subject
         delivery.prepare(datetime.now(UTC))
         delivery.render_all()
         if on_start is not None:
             on_start(delivery.report)
-        return delivery.run()
+        helpers = [_Helper.start(root, number, delivery.run_id) for _ in range(workers - 1)]
+        try:
+            report = delivery.run()
+        finally:
+            failures = [helper.wait() for helper in helpers]
+        if helpers:
+            _add_helpers(delivery, failures)
+        return report
+
+
+@dataclass
+class _Helper:
+    """Another `send` process that joins this run; its error output goes to a file, not
+    to a pipe that nobody reads while it runs."""
+
+    process: subprocess.Popen[bytes]
+    errors: Any
+
+    @classmethod
+    def start(cls, root: Path, number: int, run_id: int) -> _Helper:
+        # Started before this process's threads, and a fork-and-exec at that: never a bare
+        # fork of a threaded process.
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in wait)
+        command = [sys.executable, "-m", "pipeline", "newsletter", "send", str(number)]
+        command += ["--root", str(root), "--join", str(run_id)]
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
+        )
+        return cls(process, errors)
+
+    def wait(self) -> str:
+        """Until it ends; what went wrong, or '' (exit 1, a run with failures, is counted
+        through the store like a success)."""
+        code = self.process.wait()
+        self.errors.seek(0)
+        text = self.errors.read().decode(errors="replace").strip()
+        self.errors.close()
+        if code == 0 or (code == 1 and "krimppost:" not in text):
+            return ""
+        last = text.splitlines()[-1:] or [f"exitcode {code}"]
+        return last[0]
+
+
+def _add_helpers(delivery: Delivery, failures: list[str]) -> None:
+    """Count the joined runs in this run's report, and report a helper that failed."""
+    report = delivery.report
+    with StateStore(delivery.state.address) as state:
+        log = DeliveryLog(state.conn)
+        for sent, failed, bounced, skipped, _, _ in log.children(delivery.run_id):
+            report.sent += sent
+            report.failed += failed
+            report.bounced += bounced
+            report.skipped += skipped
+        report.uncertain = log.uncertain_addresses(delivery.issue)
+    if failure := next((f for f in failures if f), ""):
+        report.aborted = report.aborted or f"een meehelpend verzendproces stopte: {failure}"

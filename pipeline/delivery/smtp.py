@@ -19,6 +19,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -107,14 +108,51 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def connect(config: Config) -> smtplib.SMTP:
-    """An authenticated SMTP connection per the [smtp] section."""
+Relay = tuple[str, int]
+
+
+class Relays:
+    """The SMTP servers of [smtp] host/port and hosts, used in turn by a run's connections.
+    One that refuses a connection is skipped for `relay_pause` seconds (tried again only
+    when every other one refuses too)."""
+
+    def __init__(self, config: Config) -> None:
+        smtp = config.smtp
+        self.relays: list[Relay] = [(smtp.host, smtp.port)]
+        for entry in smtp.hosts:
+            host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+            relay = (host, int(port) if port else smtp.port)
+            if relay not in self.relays:
+                self.relays.append(relay)
+        self.pause = smtp.relay_pause
+        self._turn = 0
+        self._resting: dict[Relay, float] = {}
+        self._lock = threading.Lock()
+
+    def order(self) -> list[Relay]:
+        """Every relay, the next in turn first and the resting ones last."""
+        with self._lock:
+            start = self._turn % len(self.relays)
+            self._turn += 1
+            now = time.monotonic()
+            turn = self.relays[start:] + self.relays[:start]
+            return sorted(turn, key=lambda relay: self._resting.get(relay, 0.0) > now)
+
+    def refused(self, relay: Relay) -> None:
+        with self._lock:
+            self._resting[relay] = time.monotonic() + self.pause
+
+
+def connect(config: Config, relay: Relay | None = None) -> smtplib.SMTP:
+    """An authenticated SMTP connection per the [smtp] section (to `relay`, default the
+    [smtp] host and port)."""
     smtp = config.smtp
+    host, port = relay or (smtp.host, smtp.port)
     conn: smtplib.SMTP
     if smtp.security == "tls":
-        conn = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=_tls())
+        conn = smtplib.SMTP_SSL(host, port, timeout=smtp.timeout, context=_tls())
     else:
-        conn = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+        conn = smtplib.SMTP(host, port, timeout=smtp.timeout)
     try:
         # The final `.` goes out as a small write after the body; without TCP_NODELAY,
         # Nagle's algorithm holds it back until the server's delayed ACK (~40 ms).
@@ -131,20 +169,28 @@ def connect(config: Config) -> smtplib.SMTP:
     return conn
 
 
-def connect_retrying(config: Config, stop: threading.Event) -> smtplib.SMTP:
-    """`connect`, retried with back-off; a refused login or the last failure is a Stop."""
+def connect_retrying(
+    config: Config, stop: threading.Event, relays: Relays | None = None
+) -> smtplib.SMTP:
+    """`connect` to the next relay that answers, every relay tried in each round, rounds
+    retried with back-off; a refused login or the last failure is a Stop."""
     smtp = config.smtp
+    relays = relays or Relays(config)
     delay = max(smtp.retry_delay, 0.05)
     for attempt in range(smtp.retries + 1):
-        try:
-            return connect(config)
-        except smtplib.SMTPAuthenticationError as exc:
-            # Retrying a refused password only gets the account locked.
-            raise Stop(f"inloggen bij {smtp.host} geweigerd: {_reply(exc)}") from None
-        except (OSError, smtplib.SMTPException) as exc:
-            if attempt == smtp.retries or stop.is_set():
-                raise Stop(f"geen verbinding met {smtp.host}:{smtp.port}: {_reply(exc)}") from None
-            stop.wait(delay * 2**attempt)
+        failures = []
+        for host, port in relays.order():
+            try:
+                return connect(config, (host, port))
+            except smtplib.SMTPAuthenticationError as exc:
+                # Retrying a refused password only gets the account locked.
+                raise Stop(f"inloggen bij {host} geweigerd: {_reply(exc)}") from None
+            except (OSError, smtplib.SMTPException) as exc:
+                relays.refused((host, port))
+                failures.append(f"{host}:{port}: {_reply(exc)}")
+        if attempt == smtp.retries or stop.is_set():
+            raise Stop(f"geen verbinding met {'; '.join(failures)}") from None
+        stop.wait(delay * 2**attempt)
     raise AssertionError("unreachable")
 
 

@@ -34,6 +34,7 @@ from pipeline.config import Config
 from pipeline.csvcells import uncell
 from pipeline.errors import KrimppostError, Problem
 from pipeline.state import StateStore, from_utc_text, utc_text
+from pipeline.state.subscribers import NO_REQUEST, SubscriberRows
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
 STATUS_LABELS = {
@@ -45,10 +46,6 @@ STATUS_LABELS = {
 ALL_TRACKS = "*"
 SOURCE_CLI = "beheerder"
 SOURCE_WEB = "webformulier"
-_COLUMNS = (
-    "id, email, status, tracks, token, source, consented_at, consent_version, confirmed_at,"
-    " status_changed_at, status_reason"
-)
 
 
 class AddressError(ValueError):
@@ -203,65 +200,41 @@ class ImportReport:
 class SubscriberStore:
     def __init__(self, state: StateStore, config: Config) -> None:
         self.state = state
-        self.db = state.db
+        self.rows = SubscriberRows(state.conn)
         self.config = config
 
     # secrets kept in the store ---------------------------------------------------------
 
     def meta(self, key: str, make: str | None = None) -> str:
         """A value from delivery_meta, created once (first writer wins)."""
-        row = self.db.execute("SELECT value FROM delivery_meta WHERE key = ?", (key,)).fetchone()
-        if row:
-            return str(row[0])
-        self.db.execute(
-            "INSERT OR IGNORE INTO delivery_meta (key, value) VALUES (?, ?)",
-            (key, make if make is not None else secrets.token_hex(32)),
-        )
-        return str(
-            self.db.execute("SELECT value FROM delivery_meta WHERE key = ?", (key,)).fetchone()[0]
-        )
+        found = self.rows.meta(key)
+        if found is not None:
+            return found
+        self.rows.add_meta(key, make if make is not None else secrets.token_hex(32))
+        return str(self.rows.meta(key))
 
     def suppression_digest(self, key: str) -> str:
         secret = bytes.fromhex(self.meta("suppression_key"))
         return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
 
     def is_suppressed(self, key: str) -> bool:
-        return (
-            self.db.execute(
-                "SELECT 1 FROM suppressions WHERE digest = ?", (self.suppression_digest(key),)
-            ).fetchone()
-            is not None
-        )
+        return self.rows.suppressed(self.suppression_digest(key))
 
     # lookups ---------------------------------------------------------------------------
 
     def find(self, address: Address) -> Subscriber | None:
-        row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM subscribers WHERE email_key = ?", (address.key,)
-        ).fetchone()
+        row = self.rows.by("email_key", address.key)
         return _row(row) if row else None
 
     def by_token(self, token: str) -> Subscriber | None:
-        row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM subscribers WHERE token = ?", (token,)
-        ).fetchone()
+        row = self.rows.by("token", token)
         return _row(row) if row else None
 
     def iterate(self, status: str | None = None, page: int = 500) -> Iterator[Subscriber]:
         """All subscribers in id order, read a page at a time (memory stays flat)."""
         last = 0
         while True:
-            if status:
-                rows = self.db.execute(
-                    f"SELECT {_COLUMNS} FROM subscribers WHERE status = ? AND id > ?"
-                    " ORDER BY id LIMIT ?",
-                    (status, last, page),
-                ).fetchall()
-            else:
-                rows = self.db.execute(
-                    f"SELECT {_COLUMNS} FROM subscribers WHERE id > ? ORDER BY id LIMIT ?",
-                    (last, page),
-                ).fetchall()
+            rows = self.rows.page(status, last, page)
             if not rows:
                 return
             for row in rows:
@@ -269,35 +242,28 @@ class SubscriberStore:
             last = rows[-1][0]
 
     def counts(self) -> dict[str, int]:
-        found = dict(
-            self.db.execute("SELECT status, COUNT(*) FROM subscribers GROUP BY status").fetchall()
-        )
+        found = self.rows.counts()
         return {s: int(found.get(s, 0)) for s in STATUSES}
 
     def suppressed_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
+        return self.rows.suppressed_count()
 
     # changes by the operator -------------------------------------------------------------
 
     def _insert(
         self, address: Address, status: str, tracks: str, source: str, now: datetime
     ) -> None:
-        self.db.execute(
-            "INSERT INTO subscribers (email, email_key, status, tracks, token, source,"
-            " consented_at, consent_version, status_changed_at, status_reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                address.email,
-                address.key,
-                status,
-                tracks,
-                new_token(),
-                source,
-                utc_text(now),
-                self.config.subscribers.consent_version,
-                utc_text(now),
-                source,
-            ),
+        self.rows.insert(
+            email=address.email,
+            email_key=address.key,
+            status=status,
+            tracks=tracks,
+            token=new_token(),
+            source=source,
+            consented_at=utc_text(now),
+            consent_version=self.config.subscribers.consent_version,
+            status_changed_at=utc_text(now),
+            status_reason=source,
         )
 
     def add(self, raw: str, tracks: str | None, now: datetime, force: bool = False) -> str:
@@ -318,10 +284,7 @@ class SubscriberStore:
                             "onderdrukkingslijst; alleen op uitdrukkelijk verzoek van de persoon "
                             "zelf opnieuw toevoegen met --force"
                         )
-                    self.db.execute(
-                        "DELETE FROM suppressions WHERE digest = ?",
-                        (self.suppression_digest(address.key),),
-                    )
+                    self.rows.unsuppress(self.suppression_digest(address.key))
                 self._insert(address, "active", tracks or ALL_TRACKS, SOURCE_CLI, now)
                 return f"{address.email}: toegevoegd ({_tracks_label(tracks or ALL_TRACKS)})"
             if row.status in ("unsubscribed", "bounced") and not force:
@@ -334,25 +297,19 @@ class SubscriberStore:
             if row.status == "active" and new_tracks == row.tracks:
                 return f"{row.email}: al actief ({_tracks_label(row.tracks)}), niets gewijzigd"
             if row.status == "active":
-                self.db.execute(
-                    "UPDATE subscribers SET tracks = ? WHERE id = ?", (new_tracks, row.id)
-                )
+                self.rows.change(row.id, tracks=new_tracks)
                 return f"{row.email}: trajecten bijgewerkt ({_tracks_label(new_tracks)})"
-            self.db.execute(
-                "UPDATE subscribers SET status = 'active', tracks = ?, source = ?,"
-                " consented_at = ?, consent_version = ?, confirmed_at = NULL,"
-                " status_changed_at = ?, status_reason = ?, confirm_token = NULL,"
-                " requested_at = NULL, requested_tracks = NULL, requested_version = NULL"
-                " WHERE id = ?",
-                (
-                    new_tracks,
-                    SOURCE_CLI,
-                    utc_text(now),
-                    self.config.subscribers.consent_version,
-                    utc_text(now),
-                    SOURCE_CLI,
-                    row.id,
-                ),
+            self.rows.change(
+                row.id,
+                status="active",
+                tracks=new_tracks,
+                source=SOURCE_CLI,
+                consented_at=utc_text(now),
+                consent_version=self.config.subscribers.consent_version,
+                confirmed_at=None,
+                status_changed_at=utc_text(now),
+                status_reason=SOURCE_CLI,
+                **NO_REQUEST,
             )
             return f"{row.email}: geactiveerd ({_tracks_label(new_tracks)})"
 
@@ -361,17 +318,13 @@ class SubscriberStore:
         address = normalise(raw)
         with self.state.transaction():
             row = self.find(address)
-            self.db.execute(
-                "INSERT OR IGNORE INTO suppressions (digest, created_at) VALUES (?, ?)",
-                (self.suppression_digest(address.key), utc_text(now)),
-            )
+            self.rows.suppress(self.suppression_digest(address.key), utc_text(now))
             if row is None:
                 return (
                     f"{address.email}: niet gevonden; wel op de onderdrukkingslijst gezet, "
                     "zodat een import het niet toevoegt"
                 )
-            # deliveries go with it (ON DELETE CASCADE)
-            self.db.execute("DELETE FROM subscribers WHERE id = ?", (row.id,))
+            self.rows.delete(row.id)  # and its delivery log
         return (
             f"{address.email}: persoonsgegevens en verzendlog gewist; "
             "alleen een onomkeerbare code blijft op de onderdrukkingslijst"
@@ -465,17 +418,16 @@ class SubscriberStore:
         with self.state.transaction():
             if self._mailed_recently(address.key, now - window):
                 return None
-            row = self.db.execute(
-                "SELECT id FROM subscribers WHERE email_key = ?", (address.key,)
-            ).fetchone()
-            if row is None:
+            if self.rows.id_of(address.key) is None:
                 if self.is_suppressed(address.key):
                     return None
                 self._insert(address, "pending", tracks, SOURCE_WEB, now)
-            self.db.execute(
-                "UPDATE subscribers SET confirm_token = ?, requested_at = ?,"
-                " requested_tracks = ?, requested_version = ? WHERE email_key = ?",
-                (token, utc_text(now), tracks, version, address.key),
+            self.rows.change_by_key(
+                address.key,
+                confirm_token=token,
+                requested_at=utc_text(now),
+                requested_tracks=tracks,
+                requested_version=version,
             )
         return address.email, token
 
@@ -483,28 +435,13 @@ class SubscriberStore:
         """A confirmation mail went to this address's mailbox (any `+tag` of it) since `since`."""
         box = mailbox(key)
         local = box.rpartition("@")[0]
-        # Every `local+…` key sorts between `local+` and `local,` (',' follows '+'): a range
-        # on the email_key index, not a scan of every subscriber as LIKE would be.
-        rows = self.db.execute(
-            "SELECT email_key FROM subscribers WHERE requested_at > ?"
-            " AND (email_key = ? OR (email_key >= ? AND email_key < ?))",
-            (utc_text(since), box, local + "+", local + ","),
-        ).fetchall()
-        return any(mailbox(row[0]) == box for row in rows)
+        keys = self.rows.requested_since(utc_text(since), box, local)
+        return any(mailbox(key) == box for key in keys)
 
     def withdraw_request(self, token: str) -> None:
         """Forget a request whose confirmation mail could not be sent (so it may be retried)."""
         with self.state.transaction():
-            self.db.execute(
-                "DELETE FROM subscribers WHERE confirm_token = ? AND status = 'pending'"
-                " AND confirmed_at IS NULL AND requested_at = consented_at",
-                (token,),
-            )
-            self.db.execute(
-                "UPDATE subscribers SET confirm_token = NULL, requested_at = NULL,"
-                " requested_tracks = NULL, requested_version = NULL WHERE confirm_token = ?",
-                (token,),
-            )
+            self.rows.withdraw_request(token)
 
     def _request(
         self, token: str, now: datetime
@@ -512,11 +449,7 @@ class SubscriberStore:
         """(subscriber id, requested_at, tracks, consent version) of a confirmation token;
         requested_at is None when the link confirmed already. None for an unknown or
         expired token, or one whose subscriber is no longer active since confirming."""
-        row = self.db.execute(
-            "SELECT id, status, requested_at, requested_tracks, requested_version"
-            " FROM subscribers WHERE confirm_token = ?",
-            (token,),
-        ).fetchone()
+        row = self.rows.request(token)
         if row is None:
             return None
         sid, status, requested_at, tracks, version = row
@@ -551,12 +484,19 @@ class SubscriberStore:
                 return None
             sid, requested_at, tracks, version = request
             if requested_at is not None:  # else confirmed with this link: change nothing
-                self.db.execute(
-                    "UPDATE subscribers SET status = 'active', tracks = ?, source = ?,"
-                    " consented_at = ?, consent_version = ?, confirmed_at = ?,"
-                    " status_changed_at = ?, status_reason = 'bevestigd', requested_at = NULL,"
-                    " requested_tracks = NULL, requested_version = NULL WHERE id = ?",
-                    (tracks, SOURCE_WEB, requested_at, version, utc_text(now), utc_text(now), sid),
+                self.rows.change(
+                    sid,
+                    status="active",
+                    tracks=tracks,
+                    source=SOURCE_WEB,
+                    consented_at=requested_at,
+                    consent_version=version,
+                    confirmed_at=utc_text(now),
+                    status_changed_at=utc_text(now),
+                    status_reason="bevestigd",
+                    requested_at=None,
+                    requested_tracks=None,
+                    requested_version=None,
                 )
             return self._get(sid)
 
@@ -567,11 +507,12 @@ class SubscriberStore:
             if found is None:
                 return None
             if found.status != "unsubscribed":
-                self.db.execute(
-                    "UPDATE subscribers SET status = 'unsubscribed', status_changed_at = ?,"
-                    " status_reason = ?, confirm_token = NULL, requested_at = NULL,"
-                    " requested_tracks = NULL, requested_version = NULL WHERE id = ?",
-                    (utc_text(now), reason, found.id),
+                self.rows.change(
+                    found.id,
+                    status="unsubscribed",
+                    status_changed_at=utc_text(now),
+                    status_reason=reason,
+                    **NO_REQUEST,
                 )
         return self._get(found.id)
 
@@ -579,21 +520,10 @@ class SubscriberStore:
         """Forget confirmation requests older than `confirm_days`; returns rows deleted."""
         cutoff = utc_text(now - timedelta(days=self.config.subscribers.confirm_days))
         with self.state.transaction():
-            deleted = self.db.execute(
-                "DELETE FROM subscribers WHERE status = 'pending' AND confirmed_at IS NULL"
-                " AND requested_at IS NOT NULL AND requested_at < ?",
-                (cutoff,),
-            ).rowcount
-            self.db.execute(
-                "UPDATE subscribers SET confirm_token = NULL, requested_at = NULL,"
-                " requested_tracks = NULL, requested_version = NULL"
-                " WHERE requested_at IS NOT NULL AND requested_at < ?",
-                (cutoff,),
-            )
-        return int(deleted)
+            return self.rows.purge_requests(cutoff)
 
     def _get(self, sid: int) -> Subscriber | None:
-        row = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE id = ?", (sid,)).fetchone()
+        row = self.rows.by("id", sid)
         return _row(row) if row else None
 
 

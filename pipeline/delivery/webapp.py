@@ -29,8 +29,6 @@ import logging
 import os
 import secrets
 import threading
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -65,7 +63,7 @@ from pipeline.delivery.subscribers import (
 from pipeline.render import message, templates
 from pipeline.render.message import POLICY, unsubscribe_base
 from pipeline.render.site import Site
-from pipeline.state import StateStore
+from pipeline.state import StateStore, StoreAddress, ratelimit
 
 log = logging.getLogger("krimppost.serve")
 
@@ -82,30 +80,20 @@ PRIVATE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofoll
 
 
 class RateLimiter:
-    """At most `limit` events per `window` seconds per key; bounded memory."""
+    """At most `limit` events per `window` seconds per client, counted in the state store
+    (pipeline/state/ratelimit.py), so every serve process of the store shares the count.
+    A client is stored as a keyed hash of its address, not the address."""
 
-    def __init__(self, limit: int, window: float, max_keys: int = 10_000) -> None:
+    def __init__(self, app: App, limit: int, window: float) -> None:
+        self.app = app
         self.limit = limit
         self.window = window
-        self.max_keys = max_keys
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def allow(self, key: str, now: float | None = None) -> tuple[bool, int]:
+    def allow(self, client: str) -> tuple[bool, int]:
         """(allowed, seconds until the next event would be allowed)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            hits = self._hits.pop(key, None) or deque()
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            allowed = len(hits) < self.limit
-            if allowed:
-                hits.append(now)
-            self._hits[key] = hits
-            while len(self._hits) > self.max_keys:
-                self._hits.popitem(last=False)
-            retry = 0 if allowed else int(hits[0] + self.window - now) + 1
-            return allowed, retry
+        key = hmac.new(self.app.secret, client.encode(), hashlib.sha256).hexdigest()[:32]
+        with StateStore(self.app.store) as state:
+            return ratelimit.allow(state.conn, key, self.limit, self.window)
 
 
 def _path_of(url: str) -> str:
@@ -121,11 +109,10 @@ class App:
         self.config: Config = load_config(root)
         self.clock = clock or (lambda: datetime.now(UTC))
         config = self.config
-        self.state_path = config.path(config.state.path)
+        self.store = StoreAddress.of(config)
         self.public_url = config.serve.public_url
         self.prefix = _path_of(self.public_url)
         self.unsubscribe_path = _path_of(unsubscribe_base(config))
-        self.limiter = RateLimiter(config.serve.subscribe_limit, config.serve.subscribe_window)
         self.dirs = templates.template_dirs(config.templates_dir)
         self._env_lock = threading.Lock()
         self.env = templates.environment(self.dirs, config.site.tz)
@@ -138,12 +125,15 @@ class App:
             "unsubscribe": self.unsubscribe_path.removeprefix(base),
             "other": "404.html",
         }
-        with StateStore(self.state_path) as state:
+        with StateStore(self.store) as state:
             store = SubscriberStore(state, config)
             env_name = config.serve.secret_env
             secret = os.environ.get(env_name, "") if env_name else ""
             self.secret = (secret or store.meta("csrf_secret")).encode()
             store.purge_expired(self.clock())
+        self.limiter = RateLimiter(
+            self, config.serve.subscribe_limit, config.serve.subscribe_window
+        )
 
     # rendering -------------------------------------------------------------------------
 
@@ -264,7 +254,7 @@ class App:
     # handlers ----------------------------------------------------------------------------
 
     def _store_call(self, fn: Callable[[SubscriberStore], Any]) -> Any:
-        with StateStore(self.state_path) as state:
+        with StateStore(self.store) as state:
             return fn(SubscriberStore(state, self.config))
 
     async def subscribe_form(self, request: Request) -> Response:

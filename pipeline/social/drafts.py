@@ -471,7 +471,7 @@ def sync_drafts(
     report = SocialReport()
     state_path = config.path(config.state.path)
     remove_old_index(state_path)
-    with StateStore(state_path) as state:
+    with StateStore.of(config) as state:
         index = SyncIndex.read(state)
     # Settings, code and libraries, and the post templates (in the drafts' base key).
     fingerprint = output_fingerprint(config, sync.base_key)
@@ -561,7 +561,7 @@ def sync_drafts(
         record = _folder_record(root, result.folder, keys[result.folder], result)
         if record is not None:
             folders_now[result.folder] = record
-    with StateStore(state_path) as state:
+    with StateStore.of(config) as state:
         index.save(state, fingerprint, folders_now)
     return report
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.social.reviewpage import FolderInfo
-from pipeline.state import SocialFolderRecord, StateStore
+from pipeline.state import SocialFolderRecord, StateStore, StoreAddress
 
 # Where the index lived before it was a table: removed when found.
 OLD_INDEX_NAME = "social-index.pickle"
@@ -35,10 +35,10 @@ class SyncIndex:
     def read_if_present(cls, config: Config) -> SyncIndex:
         """For the review commands: an empty index when there is no state store yet (they
         read every draft then, as they must anyway)."""
-        path = config.path(config.state.path)
-        if not path.exists():
+        address = StoreAddress.of(config)
+        if not address.exists():
             return cls("", {})
-        with StateStore(path) as state:
+        with StateStore(address) as state:
             return cls.read(state)
 
     def save(
