@@ -242,7 +242,7 @@ class Delivery:
             if feed(due_now()):
                 continue
             due = reader.next_due(self.issue, self.run_id)
-            others = reader.held_by_others(self.issue, self.run_id)
+            others = reader.left_to_others(self.issue, self.run_id)
             if due is None and not others:
                 return
             if others:
@@ -480,7 +480,7 @@ class Delivery:
         r.uncertain = reader.uncertain_addresses(self.issue)
         r.not_attempted = reader.not_attempted(self.issue, self.run_id)
         with self.state.transaction():
-            self.log.release(self.issue, self.run_id, utc_text(datetime.now(UTC)))
+            self.log.release(self.issue, self.run_id)
             self.log.finish_run(
                 self.run_id,
                 utc_text(datetime.now(UTC)),

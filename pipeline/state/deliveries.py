@@ -131,6 +131,12 @@ class DeliveryLog:
             )
             .values(claimed_by=None, status="pending", next_attempt=None, updated_at=stamp)
         )
+        # An outcome (sent, failed, …) stands whoever reached it: the claim goes.
+        self.conn.execute(
+            update(_d)
+            .where(_d.c.issue == issue, _d.c.claimed_by.in_(dead_ids))
+            .values(claimed_by=None)
+        )
         self.conn.execute(update(_runs).where(_runs.c.id.in_(dead_ids)).values(finished=stamp))
         return uncertain
 
@@ -266,31 +272,31 @@ class DeliveryLog:
             ).rowcount
         )
 
-    def held_by_others(self, issue: int, run_id: int) -> int:
-        """Recipients without an outcome that other runs hold (they may die: then they
-        pass to this one)."""
+    def left_to_others(self, issue: int, run_id: int) -> int:
+        """Recipients without an outcome that this run does not hold: held by other runs
+        (they may die: then they pass to this one), or free but locked while this run
+        claimed (another run's transaction had them: SKIP LOCKED passed them by)."""
         return int(
             self.conn.execute(
                 select(func.count()).where(
                     _d.c.issue == issue,
-                    _d.c.status.in_(WAITING),
-                    _d.c.claimed_by.is_not(None),
-                    _d.c.claimed_by != run_id,
+                    or_(
+                        and_(_d.c.claimed_by.is_(None), _d.c.status == "pending"),
+                        and_(_d.c.claimed_by != run_id, _d.c.status.in_(WAITING)),
+                    ),
                 )
             ).scalar_one()
         )
 
-    def release(self, issue: int, run_id: int, stamp: str) -> int:
-        """At the end of a run: what it still holds without an outcome is free again."""
-        return self.conn.execute(
+    def release(self, issue: int, run_id: int) -> None:
+        """At the end of a run every claim of it goes: what has no outcome is free again,
+        a failed one is tried by the next run, and one left `sending` (the journal failed)
+        becomes uncertain at the next run's start."""
+        self.conn.execute(
             update(_d)
-            .where(
-                _d.c.issue == issue,
-                _d.c.claimed_by == run_id,
-                _d.c.status.in_(("pending", "deferred")),
-            )
-            .values(claimed_by=None, updated_at=stamp)
-        ).rowcount
+            .where(_d.c.issue == issue, _d.c.claimed_by == run_id)
+            .values(claimed_by=None)
+        )
 
     def children(self, run_id: int) -> list[tuple[int, int, int, int, int, bool]]:
         """(sent, failed, bounced, skipped, uncertain, finished) of the runs `run_id`
