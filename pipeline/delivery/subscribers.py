@@ -6,7 +6,7 @@
 - Status: `pending` (asked on the web form, not yet confirmed), `active`, `unsubscribed`,
   `bounced`. Only `active` subscribers receive issues.
 - Tracks: `*` for all tracks (the default, including tracks added later), otherwise the
-  chosen ids as `,a,b,` so that SQL can match one with `instr`.
+  chosen ids as `,a,b,` so that SQL can match one as `,a,` (a LIKE on both databases).
 - Consent record: source (`beheerder`, `import:<file>`, `webformulier`), the time of
   consent, the version of the consent text (`[subscribers] consent_version`) and, after
   double opt-in, the confirmation time.
