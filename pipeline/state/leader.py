@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select, text
 
 from pipeline.state import schema
 from pipeline.state.address import StoreAddress
-from pipeline.state.store import make_engine, transaction, upsert_statement, utc_text
+from pipeline.state.store import STORE_KEY, make_engine, transaction, upsert_statement, utc_text
 
 # How often a standby tries to become the active instance, and the active one checks that
 # it still is: a standby takes over within this after the active one dies.
@@ -36,7 +36,7 @@ class Holder(NamedTuple):
 
 
 def _key(name: str) -> int:
-    # A stable 31-bit number per service name, beside the store's own lock keys.
+    # A stable number per service name, beside the store's own lock kinds (an int4).
     return 0x6B71_0000 + zlib.crc32(name.encode()) % 0xFFFF
 
 
@@ -53,7 +53,7 @@ class Leadership:
             self.conn = self.engine.connect()
         if not self.is_sqlite:
             got = self.conn.execute(
-                text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(self.name)}
+                text(f"SELECT pg_try_advisory_lock(:k, {STORE_KEY})"), {"k": _key(self.name)}
             ).scalar()
             if not got:
                 return False
@@ -91,7 +91,9 @@ class Leadership:
         if self.conn is not None:
             try:
                 if not self.is_sqlite:
-                    self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _key(self.name)})
+                    self.conn.execute(
+                        text(f"SELECT pg_advisory_unlock(:k, {STORE_KEY})"), {"k": _key(self.name)}
+                    )
             finally:
                 self.conn.close()
                 self.conn = None

@@ -48,9 +48,11 @@ from pipeline.state.address import StoreAddress
 from pipeline.state.locks import OpenLock
 from pipeline.state.migrations import LATEST, migrate, read_version
 
-# pg_advisory_xact_lock keys: one per kind of lock, in krimppost's own range.
+# Advisory lock keys: (kind, the store). The kind is in krimppost's own range; the store is
+# its schema, so two stores in one database (a schema each) do not wait for each other.
 WRITE_LOCK = 0x6B70_0001
 MIGRATION_LOCK = 0x6B70_0002
+STORE_KEY = "hashtext(current_schema())"
 
 
 def utc_text(moment: datetime) -> str:
@@ -147,11 +149,15 @@ class StateStore:
                 self.conn.exec_driver_sql("PRAGMA journal_mode=WAL")
                 self._migrate()
         else:
-            self.conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            self.conn.execute(
+                text(f"SELECT pg_advisory_lock(:k, {STORE_KEY})"), {"k": MIGRATION_LOCK}
+            )
             try:
                 self._migrate()
             finally:
-                self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                self.conn.execute(
+                    text(f"SELECT pg_advisory_unlock(:k, {STORE_KEY})"), {"k": MIGRATION_LOCK}
+                )
 
     def connect(self) -> Connection:
         """Another connection to the same store (for a thread of its own)."""
@@ -459,7 +465,7 @@ def _transaction(conn: Connection, exclusive: bool = True) -> Iterator[Connectio
     else:
         conn.exec_driver_sql("BEGIN")
         if exclusive:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+            conn.execute(text(f"SELECT pg_advisory_xact_lock(:k, {STORE_KEY})"), {"k": WRITE_LOCK})
     try:
         yield conn
     except BaseException:
