@@ -293,9 +293,7 @@ class DeliveryLog:
         a failed one is tried by the next run, and one left `sending` (the journal failed)
         becomes uncertain at the next run's start."""
         self.conn.execute(
-            update(_d)
-            .where(_d.c.issue == issue, _d.c.claimed_by == run_id)
-            .values(claimed_by=None)
+            update(_d).where(_d.c.issue == issue, _d.c.claimed_by == run_id).values(claimed_by=None)
         )
 
     def children(self, run_id: int) -> list[tuple[int, int, int, int, int, bool]]:
