@@ -189,6 +189,7 @@ def set_smtp(root: Path, port: int, connections: int, dkim: Path | None) -> None
 
 def make_project(work: Path, count: int) -> Path:
     sys.path.insert(0, str(PROJECT))
+    from pipeline.commands.approval import approve_issue
     from pipeline.commands.build import build
     from pipeline.commands.newsletter import compile_issue
     from pipeline.config import load_config
@@ -204,30 +205,44 @@ def make_project(work: Path, count: int) -> Path:
             shutil.copytree(source, root / name)
         else:
             shutil.copy(source, root / name)
+    # The whole sample content in the issue (the default horizon leaves the older items
+    # out, and a track with none), so every subscriber's selection gets a message.
+    config_file = root / "config.toml"
+    config_file.write_text(
+        config_file.read_text(encoding="utf-8").replace(
+            "[newsletter]\n", "[newsletter]\nlookback_days = 36500\n", 1
+        ),
+        encoding="utf-8",
+    )
     now = datetime.fromisoformat(NOW)
     build(root, now)
     report = compile_issue(root, now)
     assert report.number == 1, report
+    # The repository's config has approval on: only an approved issue is sent.
+    approve_issue(root, 1, "bench", now)
     csv = root / "abonnees.csv"
     with csv.open("w", encoding="utf-8") as handle:
         handle.write("email,tracks\n")
         for i in range(count):
             handle.write(f"lezer{i:06d}@example.nl,{SELECTIONS[i % 3]}\n")
     config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
+    with StateStore.of(config) as state:
         imported = SubscriberStore(state, config).import_csv(csv, csv.name, datetime.now(UTC))
     assert imported.added == count and not imported.problems
     return root
 
 
 def reset_deliveries(root: Path) -> None:
-    import sqlite3
+    """Forget the sends of the issue, so the next run sends it to everyone again."""
+    sys.path.insert(0, str(PROJECT))
+    from sqlalchemy import delete
 
-    db = sqlite3.connect(root / ".krimppost" / "state.sqlite")
-    db.execute("DELETE FROM deliveries")
-    db.execute("DELETE FROM send_runs")
-    db.commit()
-    db.close()
+    from pipeline.config import load_config
+    from pipeline.state import StateStore, schema
+
+    with StateStore.of(load_config(root)) as state, state.transaction():
+        state.conn.execute(delete(schema.deliveries))
+        state.conn.execute(delete(schema.send_runs))
 
 
 def measure(root: Path, work: Path, args: argparse.Namespace, dkim: Path | None) -> dict:
@@ -264,7 +279,7 @@ def sink_ceiling(root: Path, work: Path, args: argparse.Namespace, count: int) -
     from pipeline.state import IssueStore, StateStore
 
     config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
+    with StateStore.of(config) as state:
         record = IssueStore(state).get(1)
     assert record is not None
     env = templates.environment(templates.template_dirs(config.templates_dir), config.site.tz)

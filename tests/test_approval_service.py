@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import re
-import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -21,13 +20,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from storesql import execute, scalar
 from test_delivery import Recorder, Sink, add_subscribers, item, set_smtp
 from test_schedule import AMS, configure, in_feed, start_service, stop, wait_for
 
 from conftest import REPO, Project, build_at
 from pipeline.commands.newsletter import compile_issue
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
+pytestmark = pytest.mark.usefixtures("state_backend")
+
+# Beside the store's local anchor (the SQLite file, or where it would be): the service's
+# record of its runs, whatever the database.
 STATE = ".krimppost/state.sqlite"
 ISSUE_OF = re.compile(rb"<nieuwsbrief-(\d{4})\.")
 
@@ -55,7 +59,7 @@ def newsletter_settings(project: Project, **values: bool) -> None:
 def krimppost(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args, "--root", str(project.root)],
-        env=ENV,
+        env={**os.environ, "PYTHONPATH": str(REPO)},  # at call time: the test's store
         capture_output=True,
         text=True,
         timeout=120,
@@ -79,23 +83,19 @@ def last_newsletter_run(project: Project) -> dict[str, object] | None:
 def move_slot_back(project: Project) -> None:
     """Put the persisted newsletter slot a minute in the past (the column APScheduler
     queries and the pickled job state it restores)."""
-    db = sqlite3.connect(project.root / STATE)
-    try:
-        (blob,) = db.execute(
-            "SELECT job_state FROM apscheduler_jobs WHERE id = 'nieuwsbrief'"
-        ).fetchone()
-        job_state = pickle.loads(blob)
-        job_state["next_run_time"] = datetime.now(AMS) - timedelta(minutes=1)
-        db.execute(
-            "UPDATE apscheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = 'nieuwsbrief'",
-            (
-                job_state["next_run_time"].timestamp(),
-                pickle.dumps(job_state, pickle.HIGHEST_PROTOCOL),
-            ),
-        )
-        db.commit()
-    finally:
-        db.close()
+    root = project.root
+    blob = scalar(root, "SELECT job_state FROM apscheduler_jobs WHERE id = 'nieuwsbrief'")
+    assert blob is not None, "no persisted newsletter job"
+    job_state = pickle.loads(blob)
+    job_state["next_run_time"] = datetime.now(AMS) - timedelta(minutes=1)
+    moved = execute(
+        root,
+        "UPDATE apscheduler_jobs SET next_run_time = :next, job_state = :state"
+        " WHERE id = 'nieuwsbrief'",
+        next=job_state["next_run_time"].timestamp(),
+        state=pickle.dumps(job_state, pickle.HIGHEST_PROTOCOL),
+    )
+    assert moved == 1
 
 
 def slot(project: Project) -> str:

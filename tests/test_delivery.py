@@ -13,7 +13,6 @@ import random
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,6 +26,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP
 from click.testing import CliRunner
+from sqlalchemy import text
+from storesql import execute, query
 
 from conftest import REPO, VALID, Project, build_at
 from pipeline.commands.newsletter import compile_issue
@@ -35,6 +36,9 @@ from pipeline.config import load_config
 from pipeline.delivery.sender import SendReport, send_issue
 from pipeline.delivery.subscribers import SubscriberStore
 from pipeline.state import StateStore
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
+pytestmark = pytest.mark.usefixtures("state_backend")
 
 NOW = "2026-11-27T12:00"
 LABELS = {  # how each track's section starts in the text part
@@ -209,22 +213,18 @@ def add_subscribers(root: Path, count: int, selections: list[str] = SELECTIONS) 
         encoding="utf-8",
     )
     config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
+    with StateStore.of(config) as state:
         report = SubscriberStore(state, config).import_csv(csv, "abonnees.csv", datetime.now(UTC))
     assert report.added == count and not report.problems
     return addresses
 
 
 def tokens(root: Path) -> dict[str, str]:
-    config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
-        return dict(state.db.execute("SELECT email, token FROM subscribers"))
+    return dict(query(root, "SELECT email, token FROM subscribers"))
 
 
-def db_rows(root: Path, sql: str, *args: object) -> list[tuple]:
-    config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
-        return state.db.execute(sql, args).fetchall()
+def db_rows(root: Path, sql: str, **params: object) -> list[tuple]:
+    return query(root, sql, **params)
 
 
 def text_and_html(msg: email.message.EmailMessage) -> tuple[str, str]:
@@ -306,12 +306,13 @@ def test_unsubscribed_bounced_and_suppressed_get_nothing(
     addresses = add_subscribers(root, 6)
     config = load_config(root)
     now = datetime.now(UTC)
-    with StateStore(config.path(config.state.path)) as state:
+    with StateStore.of(config) as state:
         store = SubscriberStore(state, config)
         store.unsubscribe(tokens(root)[addresses[0]], now, "test")
         store.remove(addresses[1], now)
-        state.db.execute(
-            "UPDATE subscribers SET status = 'bounced' WHERE email = ?", (addresses[2],)
+        state.conn.execute(
+            text("UPDATE subscribers SET status = 'bounced' WHERE email = :email"),
+            {"email": addresses[2]},
         )
         store.request("nieuw@example.nl", "*", now)  # pending: not confirmed
     report = send_issue(root)
@@ -526,7 +527,7 @@ def test_non_ascii_address_goes_out_with_smtputf8(
 ) -> None:
     root = issue_project.root
     config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
+    with StateStore.of(config) as state:
         store = SubscriberStore(state, config)
         store.add("jürgen@bücher.example.nl", None, datetime.now(UTC))
         store.add("anna@bücher.example.nl", None, datetime.now(UTC))
@@ -622,14 +623,12 @@ def test_sending_row_left_by_a_crash_becomes_uncertain(issue_project: Project) -
     root = issue_project.root
     addresses = add_subscribers(root, 3)
     send_issue(root)
-    config = load_config(root)
-    db = sqlite3.connect(config.path(config.state.path))
-    db.execute(
+    touched = execute(
+        root,
         "UPDATE deliveries SET status = 'sending' WHERE subscriber ="
-        " (SELECT id FROM subscribers WHERE email = ?)",
-        (addresses[1],),
+        " (SELECT id FROM subscribers WHERE email = :email)",
+        email=addresses[1],
     )
-    db.commit()
-    db.close()
+    assert touched == 1
     report = send_issue(root)
     assert report.uncertain == [addresses[1]] and report.sent == 0

@@ -12,7 +12,6 @@ import pickle
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from storesql import execute, query, scalar
 from test_delivery import (
     NOW,
     Recorder,
@@ -35,8 +35,17 @@ from test_delivery import (
 from test_schedule import configure, start_service, stop, wait_for
 
 from conftest import REPO, Project, build_at
+from pipeline.config import load_config
+from pipeline.state import DatabaseError, StoreAddress
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
+pytestmark = pytest.mark.usefixtures("state_backend")
+
+
+def env() -> dict[str, str]:
+    """A child's environment: read when it starts, so it names the store the test uses."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
 
 # What the raw server does with a recipient on the n-th time it sees its DATA:
 #   None            accept (250 after the dot)
@@ -152,17 +161,14 @@ def run_send(root: Path) -> tuple[int, str]:
 
 
 def uncertain_rows(root: Path) -> set[str]:
-    db = sqlite3.connect(root / ".krimppost/state.sqlite")
-    try:
-        return {
-            email
-            for (email,) in db.execute(
-                "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber"
-                " WHERE d.status = 'uncertain'"
-            )
-        }
-    finally:
-        db.close()
+    return {
+        email
+        for (email,) in query(
+            root,
+            "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber"
+            " WHERE d.status = 'uncertain'",
+        )
+    }
 
 
 def test_failures_before_the_dot_are_retried_and_only_a_sent_dot_is_uncertain(
@@ -225,29 +231,27 @@ def test_a_run_whose_failures_were_all_before_the_dot_ends_with_exit_0(
 def test_a_corrupted_job_row_is_dropped_and_recreated(project: Project, job: str) -> None:
     configure(project, newsletter="0 10 1-7 * tue")
     service = start_service(project)
-    state = project.root / ".krimppost/state.sqlite"
+    root = project.root
 
     def jobs() -> set[str]:
-        if not state.exists():
+        if not StoreAddress.of(load_config(root)).exists():
             return set()
-        db = sqlite3.connect(state)
         try:
-            return {row[0] for row in db.execute("SELECT id FROM apscheduler_jobs")}
-        except sqlite3.OperationalError:
+            return {job_id for (job_id,) in query(root, "SELECT id FROM apscheduler_jobs")}
+        except DatabaseError:  # no job table until the scheduler has made it
             return set()
-        finally:
-            db.close()
 
     try:
         wait_for(lambda: {"build", "nieuwsbrief"} <= jobs(), 30)
     finally:
         assert stop(service)[0] == 0
-    db = sqlite3.connect(state)
-    db.execute(
-        "UPDATE apscheduler_jobs SET job_state = ? WHERE id = ?", (b"\x80\x05kapot\x00", job)
+    corrupted = execute(
+        root,
+        "UPDATE apscheduler_jobs SET job_state = :blob WHERE id = :job",
+        blob=b"\x80\x05kapot\x00",
+        job=job,
     )
-    db.commit()
-    db.close()
+    assert corrupted == 1
 
     service = start_service(project)
     try:
@@ -259,9 +263,7 @@ def test_a_corrupted_job_row_is_dropped_and_recreated(project: Project, job: str
     assert "Traceback" not in err
     dropped = [line for line in err.splitlines() if "taak-onleesbaar" in line]
     assert len(dropped) == 1 and f"job={job}" in dropped[0], err
-    db = sqlite3.connect(state)
-    (blob,) = db.execute("SELECT job_state FROM apscheduler_jobs WHERE id = ?", (job,)).fetchone()
-    db.close()
+    blob = scalar(root, "SELECT job_state FROM apscheduler_jobs WHERE id = :job", job=job)
     assert pickle.loads(blob)["id"] == job  # recreated, readable again
 
 
@@ -269,17 +271,13 @@ def test_a_corrupted_job_row_is_dropped_and_recreated(project: Project, job: str
 
 
 def delivery_counts(root: Path) -> Counter[str]:
-    db = sqlite3.connect(f"file:{root / '.krimppost/state.sqlite'}?mode=ro", uri=True)
-    try:
-        return Counter(dict(db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status")))
-    finally:
-        db.close()
+    return Counter(dict(query(root, "SELECT status, COUNT(*) FROM deliveries GROUP BY status")))
 
 
 def status_output(root: Path) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "status", "--root", str(root)],
-        env=ENV,
+        env=env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -299,7 +297,7 @@ def kill_the_newsletter_job_half_way(project: Project, recorder: Recorder) -> in
             " run_newsletter(sys.argv[1], True)",
             str(project.root),
         ],
-        env=ENV,
+        env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -308,7 +306,7 @@ def kill_the_newsletter_job_half_way(project: Project, recorder: Recorder) -> in
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and job.poll() is None:
         got = sum(recorder.received().values())
-        if got >= 10 and (project.root / ".krimppost/state.sqlite").exists():
+        if got >= 10:  # the store exists: the project was built
             counts = delivery_counts(project.root)
             if counts["sent"] == got and not counts["sending"]:
                 break

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email
+import os
 import re
 import shutil
 import subprocess
@@ -23,17 +24,23 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP
 from click.testing import CliRunner
+from sqlalchemy import text
+from storesql import query
 
 from conftest import REPO, VALID, Project, build_at
 from pipeline.commands.newsletter import compile_issue
 from pipeline.commands.send import send
 from pipeline.config import load_config
-from pipeline.delivery.log import DeliveryLog
 from pipeline.delivery.proof import send_proof
 from pipeline.delivery.sender import send_issue
 from pipeline.delivery.subscribers import SubscriberStore
 from pipeline.errors import KrimppostError
 from pipeline.state import StateStore
+from pipeline.state.address import ENV as STATE_URL
+from pipeline.state.deliveries import DeliveryLog
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
+pytestmark = pytest.mark.usefixtures("state_backend")
 
 NOW = "2026-11-27T12:00"
 LABELS = {  # how each track's section starts in the text part
@@ -198,25 +205,23 @@ def add_subscribers(root: Path, selections: list[str]) -> list[str]:
         encoding="utf-8",
     )
     config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
+    with StateStore.of(config) as state:
         report = SubscriberStore(state, config).import_csv(csv, "abonnees.csv", datetime.now(UTC))
     assert report.added == len(selections) and not report.problems
     return addresses
 
 
 def tokens(root: Path) -> dict[str, str]:
-    config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
-        return dict(state.db.execute("SELECT email, token FROM subscribers"))
+    return dict(query(root, "SELECT email, token FROM subscribers"))
 
 
 def delivery_state(root: Path) -> tuple[int, int, dict[int, dict[str, int]]]:
     """(rows in deliveries, rows in send_runs, DeliveryLog.progress())."""
     config = load_config(root)
-    with StateStore(config.path(config.state.path)) as state:
-        deliveries = state.db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
-        runs = state.db.execute("SELECT COUNT(*) FROM send_runs").fetchone()[0]
-        return deliveries, runs, DeliveryLog(state.db).progress()
+    with StateStore.of(config) as state:
+        deliveries = state.conn.execute(text("SELECT COUNT(*) FROM deliveries")).scalar_one()
+        runs = state.conn.execute(text("SELECT COUNT(*) FROM send_runs")).scalar_one()
+        return deliveries, runs, DeliveryLog(state.conn).progress()
 
 
 def text_and_html(msg: email.message.EmailMessage) -> tuple[str, str]:
@@ -438,7 +443,12 @@ def test_cli_in_a_subprocess(issue_project: Project, recorder: Recorder) -> None
             capture_output=True,
             text=True,
             timeout=60,
-            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+            # Nothing of the test's environment but the store it uses (PostgreSQL or not).
+            env={
+                "PYTHONPATH": str(REPO),
+                "PATH": "/usr/bin:/bin",
+                **{k: v for k, v in os.environ.items() if k == STATE_URL or k.startswith("PG")},
+            },
         )
 
     bad = krimppost("1", "--test", "nergens")
