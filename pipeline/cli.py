@@ -39,6 +39,7 @@ class LazyGroup(KrimppostGroup):
         "social": "pipeline.commands.social:social",
         "subscribers": "pipeline.commands.subscribers:subscribers",
         "serve": "pipeline.commands.serve:serve",
+        "state": "pipeline.commands.state:state",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
