@@ -9,28 +9,26 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from storesql import execute, scalar
 from test_build import EVENT, PODCAST
 
-from conftest import REPO, VALID, Project, build_at, outbox_files
+from conftest import REPO, STATE_URL_ENV, VALID, Project, build_at, outbox_files
 from pipeline.commands.build import BuildReport
 from pipeline.config import load_config
 from pipeline.content.reader import read_content
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
+pytestmark = pytest.mark.usefixtures("state_backend")
+
 EMBARGOED = VALID.replace("date: 2026-11-01", "date: 2026-11-01\npublish_at: 2026-12-15T09:00")
 FIRST, SECOND = "2026-11-27T12:00", "2026-11-28T09:00"  # nothing is due in between
 SCENARIOS = ("edited", "clock")  # edits between the builds; only the clock moved
-
-
-def _state(project: Project) -> Path:
-    config = load_config(project.root)
-    return config.path(config.state.path)
 
 
 def _run(project: Project, scenario: str, forget: Callable[[Project], None] | None) -> BuildReport:
@@ -58,11 +56,15 @@ def _run(project: Project, scenario: str, forget: Callable[[Project], None] | No
 
 @pytest.fixture(scope="module")
 def with_all_caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
+    """The outboxes with every cache in place, made once on SQLite: a store of its own per
+    scenario, and the same outbox expected of either database."""
     outboxes = {}
-    for scenario in SCENARIOS:
-        project = Project(tmp_path_factory.mktemp(scenario) / "project")
-        assert _run(project, scenario, None).skipped == (scenario == "clock")
-        outboxes[scenario] = outbox_files(project.root)
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(STATE_URL_ENV, raising=False)
+        for scenario in SCENARIOS:
+            project = Project(tmp_path_factory.mktemp(scenario) / "project")
+            assert _run(project, scenario, None).skipped == (scenario == "clock")
+            outboxes[scenario] = outbox_files(project.root)
     return outboxes
 
 
@@ -78,19 +80,13 @@ SOCIAL_INDEX_TABLES = ("social_folders", "social_drafts", "social_index_meta")
 
 
 def forget_social_index(project: Project) -> None:
-    with sqlite3.connect(_state(project)) as db:
-        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-        present = [t for t in SOCIAL_INDEX_TABLES if t in tables]
-        if not present:
-            pytest.skip("the social sync index is not a table of the state store yet")
-        assert db.execute("SELECT count(*) FROM social_folders").fetchone()[0] > 0
-        for table in present:
-            db.execute(f"DELETE FROM {table}")
+    assert scalar(project.root, "SELECT count(*) FROM social_folders") > 0
+    for table in SOCIAL_INDEX_TABLES:
+        execute(project.root, f"DELETE FROM {table}")
 
 
 def forget_build_record(project: Project) -> None:
-    with sqlite3.connect(_state(project)) as db:
-        assert db.execute("DELETE FROM build_meta").rowcount > 0
+    assert execute(project.root, "DELETE FROM build_meta") > 0
 
 
 def forget_all(project: Project) -> None:
@@ -138,7 +134,7 @@ root = Path(sys.argv[1])
 config = load_config(root)
 parsed = read_content(config).parsed
 build(root, datetime.fromisoformat(sys.argv[2]))
-with StateStore(config.path(config.state.path)) as state:
+with StateStore.of(config) as state:
     keys = {path: key for path, (key, _) in state.outputs().items()}
 print(json.dumps({"nh3": importlib.metadata.version("nh3"), "module": nh3.__file__,
                   "parsed": parsed, "keys": keys}))

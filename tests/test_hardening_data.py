@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from storesql import execute, query
 
 from conftest import VALID, Project
 from pipeline.commands.social import social
@@ -29,6 +30,10 @@ HOSTILE = [
     "-2+3@example.nl",
     "'-anna@example.nl",
 ]
+
+# What goes through the state store runs on SQLite and on PostgreSQL (tests/conftest.py:
+# state_backend); the modes of the store's files are SQLite's own.
+both_backends = pytest.mark.usefixtures("state_backend")
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +72,7 @@ def test_a_formula_start_gets_a_quote_and_comes_back_unchanged(value: str) -> No
     assert uncell(cell(quoted)) == quoted
 
 
+@both_backends
 def test_subscriber_export_neutralises_addresses_from_the_anonymous_form(
     project: Project, tmp_path: Path
 ) -> None:
@@ -81,7 +87,9 @@ def test_subscriber_export_neutralises_addresses_from_the_anonymous_form(
     for row in rows:
         assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in row), row
 
-    # The export can still be imported: the addresses arrive as they were typed.
+    # The export can still be imported: the addresses arrive as they were typed. On
+    # PostgreSQL the other project shares this test's store: it starts without them too.
+    execute(project.root, "DELETE FROM subscribers")
     other = Project(tmp_path / "other")
     text = (tmp_path / "abonnees.csv").read_text(encoding="utf-8").replace("pending", "active")
     (tmp_path / "weer.csv").write_text(text, encoding="utf-8")
@@ -89,17 +97,17 @@ def test_subscriber_export_neutralises_addresses_from_the_anonymous_form(
         subscribers, ["import", str(tmp_path / "weer.csv"), "--root", str(other.root)]
     )
     assert result.exit_code == 0, result.output
-    with StateStore(state_path(other)) as state:
-        imported = {r[0] for r in state.db.execute("SELECT email FROM subscribers")}
+    imported = {email for (email,) in query(other.root, "SELECT email FROM subscribers")}
     assert imported == set(HOSTILE)
 
 
 def store_of(project: Project) -> tuple[StateStore, SubscriberStore]:
     config = load_config(project.root)
-    state = StateStore(config.path(config.state.path))
+    state = StateStore.of(config)
     return state, SubscriberStore(state, config)
 
 
+@both_backends
 def test_social_export_csv_neutralises_text_and_alt_text(project: Project, tmp_path: Path) -> None:
     from test_social_cli import build_drafts
 
@@ -133,7 +141,7 @@ def test_social_export_csv_neutralises_text_and_alt_text(project: Project, tmp_p
 def test_a_new_state_store_and_its_folder_are_for_the_owner_only(project: Project) -> None:
     path = state_path(project)
     with StateStore(path) as state:
-        state.db.execute("CREATE TABLE t (x)")  # a write: the -wal and -shm files exist
+        state.conn.exec_driver_sql("CREATE TABLE t (x)")  # a write: the -wal and -shm files exist
         assert mode(path.parent) == 0o700
         for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             assert mode(file) == 0o600, file
@@ -163,6 +171,7 @@ def test_a_store_in_the_project_root_leaves_the_root_alone(project: Project) -> 
         assert mode(project.root / "state.sqlite") == 0o600
 
 
+@both_backends
 def test_subscriber_export_file_is_for_the_owner_only(project: Project, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         subscribers, ["add", "lezer@example.nl", "--root", str(project.root)]

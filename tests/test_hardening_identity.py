@@ -14,10 +14,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from storesql import query
 
 from conftest import REPO, VALID, Project, build_at
 from pipeline.commands.newsletter import compile_issue
 from pipeline.outbox import TEMP_PREFIX
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend), but
+# the upgrade of a legacy SQLite store.
+pytestmark = pytest.mark.usefixtures("state_backend")
+sqlite_only = pytest.mark.parametrize("state_backend", ["sqlite"], indirect=True)
 
 NOW = "2026-11-27T12:00"
 LATER = "2026-11-28T12:00"
@@ -228,12 +234,13 @@ def test_explicit_id_survives_a_move(project: Project) -> None:
     assert site(project, "berichten/vaste-naam/index.html").is_file()
 
 
+@sqlite_only
 def test_migration_from_version_4_backfills_issue_entry_ids(tmp_path: Path) -> None:
-    from pipeline.state import MIGRATIONS, StateStore
+    from pipeline.state import SQLITE_SCRIPTS, StateStore
 
     path = tmp_path / "state.sqlite"
     db = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:4]:
+    for script in SQLITE_SCRIPTS[:4]:
         db.executescript(script)
     db.execute("PRAGMA user_version = 4")
     db.execute(
@@ -273,10 +280,8 @@ def test_state_store_migration_keeps_issue_history(project: Project) -> None:
     project.write("wrb/x.md", VALID)
     build_at(project, NOW)
     compile_at(project, NOW)
-    db = sqlite3.connect(project.root / ".krimppost" / "state.sqlite")
-    rows = db.execute("SELECT item_id, entry_id FROM issue_items").fetchall()
+    rows = query(project.root, "SELECT item_id, entry_id FROM issue_items")
     assert rows == [("wrb-x", "tag:www.bevolkingsdaling.nl,2026-11-01:wrb-x")]
-    db.close()
 
 
 # Item 4, last sentence: a newsletter takes only items whose pages a build committed.

@@ -17,7 +17,12 @@ from pipeline.commands.newsletter import compile_issue
 from pipeline.config import load_config
 from pipeline.errors import KrimppostError
 from pipeline.render.newsletter import view_of
-from pipeline.state import MIGRATIONS, IssueStore, StateStore
+from pipeline.state import SQLITE_SCRIPTS, IssueStore, StateStore
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend), but
+# the upgrades of a legacy SQLite store.
+pytestmark = pytest.mark.usefixtures("state_backend")
+sqlite_only = pytest.mark.parametrize("state_backend", ["sqlite"], indirect=True)
 
 NOW = "2026-11-27T12:00"
 
@@ -66,8 +71,12 @@ def compile_at(project: Project, now: str = NOW):  # type: ignore[no-untyped-def
     return compile_issue(project.root, datetime.fromisoformat(now))
 
 
+def store_of(project: Project) -> StateStore:
+    return StateStore.of(load_config(project.root))
+
+
 def issue_ids(project: Project, number: int) -> list[str]:
-    with StateStore(project.root / ".krimppost" / "state.sqlite") as state:
+    with store_of(project) as state:
         record = IssueStore(state).get(number)
         assert record is not None
         return [item_id for item_id, _ in record.items]
@@ -108,7 +117,7 @@ def test_an_issue_over_the_budget_is_refused_and_not_made(project: Project) -> N
         compile_at(project)
     message = str(caught.value)
     assert message.startswith("config.toml:") and "niet gemaakt" in message
-    with StateStore(project.root / ".krimppost" / "state.sqlite") as state:
+    with store_of(project) as state:
         assert IssueStore(state).numbers() == []
     assert not (project.root / "outbox/newsletters/0001").exists()
     # Within the budget with fewer items: the same items are still free.
@@ -123,7 +132,7 @@ def test_the_agenda_shows_only_the_events_of_a_subscribers_tracks(project: Proje
     project.write("woningmarkt/dag.md", event(4, "woningmarkt", "2027-01-21T10:00"))
     compile_at(project)
     config = load_config(project.root)
-    with StateStore(project.root / ".krimppost" / "state.sqlite") as state:
+    with store_of(project) as state:
         record = IssueStore(state).get(1)
     assert record is not None
     view = view_of(config, record)
@@ -224,11 +233,12 @@ def test_approve_via_the_cli_needs_a_name_and_an_existing_issue(approving: Proje
 def _store_at_version_6(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True)
     db = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[:6]):
+    for number, script in enumerate(SQLITE_SCRIPTS[:6]):
         db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number + 1};\nCOMMIT;")
     return db
 
 
+@sqlite_only
 def test_migration_7_dates_the_first_build_from_the_earliest_issue(tmp_path: Path) -> None:
     path = tmp_path / ".krimppost" / "state.sqlite"
     db = _store_at_version_6(path)
@@ -255,6 +265,7 @@ def test_migration_7_dates_the_first_build_from_the_earliest_issue(tmp_path: Pat
         assert [r.number for r in issues.unsent()] == [2]
 
 
+@sqlite_only
 def test_migration_7_without_issues_takes_the_first_build(tmp_path: Path) -> None:
     path = tmp_path / ".krimppost" / "state.sqlite"
     db = _store_at_version_6(path)
@@ -269,13 +280,13 @@ def test_migration_7_without_issues_takes_the_first_build(tmp_path: Path) -> Non
         assert state.first_build() == datetime.fromisoformat("2026-01-05T11:00:00+00:00")
 
 
-def test_a_fresh_store_has_no_first_build_until_a_build(project: Project, tmp_path: Path) -> None:
-    with StateStore(tmp_path / "s" / "state.sqlite") as state:
+def test_a_fresh_store_has_no_first_build_until_a_build(project: Project) -> None:
+    with store_of(project) as state:
         assert state.first_build() is None
     project.write("wrb/een.md", item(1, 3))
     build_at(project, "2026-11-20T08:00")
     build_at(project, "2026-11-27T08:00")
-    with StateStore(project.root / ".krimppost" / "state.sqlite") as state:
+    with store_of(project) as state:
         assert state.first_build() == datetime.fromisoformat("2026-11-20T08:00+01:00")
 
 
@@ -310,7 +321,7 @@ def test_approve_refuses_an_issue_whose_item_left_the_site(approving: Project) -
         approve_issue(project.root, 1, "Anna", datetime(2026, 11, 27, 14))
     assert "berichten/wrb-twee/" in str(caught.value)
     assert "krimppost newsletter discard 1" in str(caught.value)
-    with StateStore(project.root / ".krimppost" / "state.sqlite") as state:
+    with store_of(project) as state:
         record = IssueStore(state).get(1)
     assert record is not None and not record.approved
     assert not (project.root / "outbox/site/nieuwsbrief/1/index.html").exists()

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import pickle
+import queue
 import signal
-import sqlite3
+import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
+from storesql import execute, query, scalar
 
 from conftest import REPO, VALID, Project
+from pipeline.config import load_config
 from pipeline.outbox import TEMP_PREFIX
-from pipeline.schedule import cron_trigger
+from pipeline.schedule import JOBS_TABLE, cron_trigger
+from pipeline.state import StateStore
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -73,6 +78,11 @@ def test_first_tuesday_of_the_month() -> None:
 
 
 # The service in a subprocess -------------------------------------------------------------
+#
+# On SQLite and on PostgreSQL (tests/conftest.py: state_backend): the service, its job
+# processes and this test share the store the environment names.
+
+both_backends = pytest.mark.usefixtures("state_backend")
 
 
 def configure(project: Project, **schedule: object) -> None:
@@ -119,7 +129,20 @@ def stop(process: subprocess.Popen) -> tuple[int, str]:
     return process.returncode, err
 
 
-def test_service_builds_on_change_and_on_embargo(project: Project) -> None:
+def first_stderr_line(process: subprocess.Popen, timeout: float) -> str:
+    """The first line the process writes to stderr, read in a thread so a silent process
+    fails the test instead of hanging it."""
+    got: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: got.put(process.stderr.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        return got.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no line on stderr within {timeout} s") from None
+
+
+@both_backends
+def test_service_builds_on_change_and_on_embargo(project: Project, state_backend: str) -> None:
     configure(project, newsletter="")
     project.write("wrb/eerste.md", VALID)
     service = start_service(project)
@@ -139,18 +162,34 @@ def test_service_builds_on_change_and_on_embargo(project: Project) -> None:
         wait_for(lambda: in_feed(project, "wrb-embargo"), 20)
         assert datetime.now(AMS) >= moment
         assert (datetime.now(AMS) - moment).total_seconds() < 8
-        # A second service on the same state store refuses.
         second = start_service(project)
-        _, err = second.communicate(timeout=60)
-        assert second.returncode != 0
-        assert "krimppost run draait al voor deze state store" in err
+        if state_backend == "sqlite":
+            # A second service on the same state store refuses.
+            _, err = second.communicate(timeout=60)
+            assert second.returncode != 0
+            assert "krimppost run draait al voor deze state store" in err
+        else:
+            # One on PostgreSQL (from any host) waits as a standby, naming the active one,
+            # and runs no job while it waits.
+            first_line = first_stderr_line(second, timeout=60)
+            assert "event=stand-by" in first_line and f"(pid {service.pid})" in first_line
+            code, err = stop(second)
+            assert code == 0, err
+            assert not [
+                line for line in err.splitlines() if line.startswith(("job=", "event=start"))
+            ], err
         status = subprocess.run(
             [sys.executable, "-m", "pipeline", "status", "--root", str(project.root)],
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,
             text=True,
         )
-        assert f"dienst: draait (pid {service.pid})" in status.stdout
+        # On PostgreSQL the active scheduler may be on another host: status names it.
+        running = {
+            "sqlite": "dienst: draait",
+            "postgresql": f"dienst: actief op {socket.gethostname()}",
+        }
+        assert f"{running[state_backend]} (pid {service.pid})" in status.stdout
         assert "  build: " in status.stdout
     finally:
         code, err = stop(service)
@@ -159,20 +198,21 @@ def test_service_builds_on_change_and_on_embargo(project: Project) -> None:
     assert lines and all(" duur=" in line and " result=" in line for line in lines)
 
 
+@both_backends
 def test_restart_keeps_jobs_and_runs_a_missed_newsletter_once(project: Project) -> None:
     configure(project, newsletter="0 10 1-7 * tue", newsletter_grace_time=3600)
     project.write("wrb/a.md", VALID)
     project.write(
         "wrb/later.md", VALID.replace("kind: news", "kind: news\npublish_at: 2030-01-01T09:00")
     )
-    state = project.root / ".krimppost/state.sqlite"
 
     def persisted() -> dict[str, float]:
-        with contextlib.closing(sqlite3.connect(state)) as db:
-            try:
-                return dict(db.execute("SELECT id, next_run_time FROM apscheduler_jobs"))
-            except sqlite3.OperationalError:
+        # APScheduler makes its table when the service first starts.
+        with StateStore.of(load_config(project.root)) as state:
+            if not state.has_table(JOBS_TABLE):
                 return {}
+            rows = state.conn.execute(text(f"SELECT id, next_run_time FROM {JOBS_TABLE}"))
+            return {job_id: next_run for job_id, next_run in rows}
 
     service = start_service(project)
     try:
@@ -183,20 +223,19 @@ def test_restart_keeps_jobs_and_runs_a_missed_newsletter_once(project: Project) 
     finally:
         assert stop(service)[0] == 0
     assert {"build", "nieuwsbrief", "volgende-wijziging"} <= set(persisted())
-    db = sqlite3.connect(state)
     # While the service is down, the newsletter slot passes: move the persisted slot (the
     # column APScheduler queries and the pickled job state it restores) a minute into the past.
-    (blob,) = db.execute(
-        "SELECT job_state FROM apscheduler_jobs WHERE id = 'nieuwsbrief'"
-    ).fetchone()
+    blob = scalar(project.root, "SELECT job_state FROM apscheduler_jobs WHERE id = 'nieuwsbrief'")
     job_state = pickle.loads(blob)
     job_state["next_run_time"] = datetime.now(AMS) - timedelta(minutes=1)
-    db.execute(
-        "UPDATE apscheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = 'nieuwsbrief'",
-        (job_state["next_run_time"].timestamp(), pickle.dumps(job_state, pickle.HIGHEST_PROTOCOL)),
+    moved = execute(
+        project.root,
+        "UPDATE apscheduler_jobs SET next_run_time = :next_run, job_state = :job_state"
+        " WHERE id = 'nieuwsbrief'",
+        next_run=job_state["next_run_time"].timestamp(),
+        job_state=pickle.dumps(job_state, pickle.HIGHEST_PROTOCOL),
     )
-    db.commit()
-    db.close()
+    assert moved == 1
     service = start_service(project)
     try:
         issue = project.root / "outbox/newsletters/0001/manifest.json"
@@ -207,17 +246,13 @@ def test_restart_keeps_jobs_and_runs_a_missed_newsletter_once(project: Project) 
     assert code == 0
     assert not (project.root / "outbox/newsletters/0002").exists()
     assert sum(1 for line in err.splitlines() if line.startswith("job=nieuwsbrief")) == 1
-    db = sqlite3.connect(state)
-    (next_run,) = db.execute(
-        "SELECT next_run_time FROM apscheduler_jobs WHERE id = 'nieuwsbrief'"
-    ).fetchone()
-    assert next_run > time.time()
-    assert (
-        db.execute(
-            "SELECT COUNT(*) FROM apscheduler_jobs WHERE id = 'volgende-wijziging'"
-        ).fetchone()[0]
-        == 1
+    next_run = scalar(
+        project.root, "SELECT next_run_time FROM apscheduler_jobs WHERE id = 'nieuwsbrief'"
     )
+    assert next_run > time.time()
+    assert query(
+        project.root, "SELECT COUNT(*) FROM apscheduler_jobs WHERE id = 'volgende-wijziging'"
+    ) == [(1,)]
 
 
 def build_under_way(project: Project) -> bool:
@@ -238,6 +273,7 @@ def build_under_way(project: Project) -> bool:
         os.close(fd)
 
 
+@both_backends
 def test_sigterm_during_a_build_lets_it_finish(project: Project) -> None:
     configure(project, newsletter="")
     for n in range(150):
@@ -297,6 +333,7 @@ def test_bad_cron_is_a_config_error(project: Project, expression: str) -> None:
     assert "'newsletter' in [schedule]" in result.stderr
 
 
+@both_backends
 def test_the_service_warns_about_nothing(project: Project) -> None:
     """Every job runs in a fresh process: nothing is forked from the threaded service (a
     DeprecationWarning under Python 3.12+), no library warning leaks from a job (twitter-

@@ -7,10 +7,11 @@ Real components throughout: a project on disk, the real state store, real draft 
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from storesql import execute, scalar
 from test_social_drafts import (
     ITEM,
     ITEM_ID,
@@ -26,6 +27,9 @@ from conftest import NOW, VALID, Project
 from pipeline.config import load_config
 from pipeline.social.syncindex import OLD_INDEX_NAME
 from pipeline.state import StateStore
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
+pytestmark = pytest.mark.usefixtures("state_backend")
 
 INDEX_TABLES = ("social_folders", "social_drafts")
 
@@ -52,10 +56,13 @@ def social_files(project: Project) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def store_of(project: Project) -> StateStore:
+    return StateStore.of(load_config(project.root))
+
+
 def delete_rows(project: Project, tables: tuple[str, ...]) -> None:
-    with sqlite3.connect(state_path(project)) as db:
-        for table in tables:
-            db.execute(f"DELETE FROM {table}")
+    for table in tables:
+        execute(project.root, f"DELETE FROM {table}")
 
 
 def edit_unseen(path: Path, new: bytes) -> None:
@@ -83,14 +90,21 @@ def test_the_index_is_typed_rows_in_the_state_store(item_project: Project) -> No
     old.write_bytes(b"an index of an earlier version")
     sync(item_project)
     assert not old.exists()
-    with StateStore(state_path(item_project)) as state:
+    with store_of(item_project) as state:
         fingerprint, folders = state.social_index()
-        types = state.db.execute(
-            "SELECT DISTINCT typeof(mtime_ns), typeof(size), typeof(inode), typeof(shown_digest),"
-            " typeof(status) FROM social_drafts"
-        ).fetchall()
+        # The types of the stored values: SQLite's per value, PostgreSQL's per column.
+        typeof = "typeof" if state.dialect == "sqlite" else "pg_typeof"
+        columns = ("mtime_ns", "size", "inode", "shown_digest", "status")
+        types = state.conn.execute(
+            text(
+                "SELECT DISTINCT "
+                + ", ".join(f"CAST({typeof}({c}) AS TEXT)" for c in columns)
+                + " FROM social_drafts"
+            )
+        ).all()
+        integer = "integer" if state.dialect == "sqlite" else "bigint"
     assert fingerprint
-    assert types == [("integer", "integer", "integer", "text", "text")]
+    assert [tuple(row) for row in types] == [(integer, integer, integer, "text", "text")]
     assert sorted(folders) == sorted(["wrb-a", ITEM_ID])
     record = folders[ITEM_ID]
     folder = item_project.root / "outbox" / "social" / ITEM_ID
@@ -117,7 +131,7 @@ def test_deleted_index_rows_cost_only_time(item_project: Project, tables: tuple[
     assert (report.created, report.regenerated, report.stale) == (0, 0, 0)
     assert report.unchanged == 8  # two items, four platforms
     assert social_files(item_project) == before
-    with StateStore(state_path(item_project)) as state:
+    with store_of(item_project) as state:
         assert sorted(state.social_index()[1]) == sorted(["wrb-a", ITEM_ID])
 
     # Every draft gets a body edit of the same size and mtime: the index vouches for the old
@@ -142,20 +156,34 @@ def test_deleted_index_rows_cost_only_time(item_project: Project, tables: tuple[
 
 
 def _count_writes(project: Project) -> None:
-    with sqlite3.connect(state_path(project)) as db:
-        db.execute("CREATE TABLE writes (n INTEGER)")
-        db.execute("INSERT INTO writes VALUES (0)")
+    """A trigger per index table and kind of write counts the rows written (each database
+    in its own words)."""
+    with store_of(project) as state, state.transaction():
+        run = state.conn.exec_driver_sql
+        run("CREATE TABLE writes (n INTEGER)")
+        run("INSERT INTO writes VALUES (0)")
+        if state.dialect == "postgresql":
+            run(
+                "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN UPDATE writes SET n = n + 1; RETURN NULL; END $$"
+            )
         for table in INDEX_TABLES:
             for event in ("INSERT", "DELETE", "UPDATE"):
-                db.execute(
-                    f"CREATE TRIGGER count_{table}_{event} AFTER {event} ON {table}"
-                    " BEGIN UPDATE writes SET n = n + 1; END"
-                )
+                name = f"count_{table}_{event}"
+                if state.dialect == "sqlite":
+                    run(
+                        f"CREATE TRIGGER {name} AFTER {event} ON {table}"
+                        " BEGIN UPDATE writes SET n = n + 1; END"
+                    )
+                else:
+                    run(
+                        f"CREATE TRIGGER {name} AFTER {event} ON {table}"
+                        " FOR EACH ROW EXECUTE FUNCTION count_write()"
+                    )
 
 
 def _writes(project: Project) -> int:
-    with sqlite3.connect(state_path(project)) as db:
-        return int(db.execute("SELECT n FROM writes").fetchone()[0])
+    return int(scalar(project.root, "SELECT n FROM writes"))
 
 
 def test_only_the_rows_of_changed_folders_are_written(item_project: Project) -> None:
@@ -212,6 +240,9 @@ def test_worker_processes_make_what_one_process_makes(
 
     copy = with_two_items(Project(tmp_path / "copy"))
     sync(item_project)
+    # On PostgreSQL both projects are in this test's one store: the copy starts without
+    # an index too.
+    delete_rows(item_project, INDEX_TABLES)
     # In a fresh process: this one may run threads left by other tests, and then
     # parallel_map rightly does the work itself instead of forking.
     code = (
@@ -230,5 +261,5 @@ def test_worker_processes_make_what_one_process_makes(
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert social_files(copy) == social_files(item_project)
-    with StateStore(state_path(copy)) as state:
+    with store_of(copy) as state:
         assert sorted(state.social_index()[1]) == sorted(["wrb-a", ITEM_ID])

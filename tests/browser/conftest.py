@@ -300,7 +300,6 @@ def site(site_server: tuple[Path, str]) -> BuiltSite:
 def serve_app(site: BuiltSite, site_server: tuple[Path, str]) -> Iterator[dict[str, str]]:
     """`krimppost serve` on a free loopback port, with one subscriber for the unsubscribe page."""
     import socket
-    import sqlite3
     import subprocess
     import sys
     import time
@@ -323,9 +322,9 @@ def serve_app(site: BuiltSite, site_server: tuple[Path, str]) -> Iterator[dict[s
         check=True,
         capture_output=True,
     )
-    db = sqlite3.connect(root / ".krimppost" / "state.sqlite")
-    (token,) = db.execute("SELECT token FROM subscribers").fetchone()
-    db.close()
+    from storesql import scalar
+
+    token = scalar(root, "SELECT token FROM subscribers")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
