@@ -272,6 +272,7 @@ def _send_progress(state: StateStore) -> dict[int, dict[str, int]]:
 
 def _subscriber_counts(state: StateStore, config: Config) -> dict[str, int]:
     try:
-        return SubscriberStore(state, config).counts()
+        counts = SubscriberStore(state, config).counts()
     except DatabaseError:
         return {}
+    return {status: n for status, n in sorted(counts.items()) if n}  # the ones there are
