@@ -19,6 +19,16 @@ each records what it receives). Then it runs the send in a fresh process and rep
 - that every subscriber got exactly one message.
 
 Writes bench/results/send.json. Not part of the test run.
+
+    python bench/bench_send.py --shared [--count 10000] [--large 50000]
+
+measures the state store on SQLite against PostgreSQL, in one run: one sender with one
+connection on SQLite, one on PostgreSQL (a throw-away cluster of Debian's `postgresql`,
+tests/pgcluster.py, with fsync and synchronous commits on, as a real one has), and
+`send --workers 4` on PostgreSQL, each worker with one connection of its own; then the
+four workers again for LARGE subscribers, for the memory per worker. The sink runs in two
+processes. Budgets: PostgreSQL >= 0.9x SQLite with one worker; four workers >= 2.5x one;
+peak memory per worker at LARGE within 10% of COUNT. Writes bench/results/send_shared.json.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ TARGET = 300.0  # messages per second
 # the sink (runs in its own processes) ----------------------------------------------------
 
 
-def sink_main(port_file: Path, out_dir: Path, processes: int) -> None:
+def sink_main(port_file: Path, out_dir: Path, processes: int, latency: float = 0.0) -> None:
     """Accept on one loopback socket in PROCESSES forked aiosmtpd servers until SIGTERM."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -66,7 +76,7 @@ def sink_main(port_file: Path, out_dir: Path, processes: int) -> None:
         pid = os.fork()
         if pid == 0:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-            _sink_child(listener, out_dir / f"sink-{number}.json")
+            _sink_child(listener, out_dir / f"sink-{number}.json", latency)
             os._exit(0)
         children.append(pid)
     port_file.write_text(str(listener.getsockname()[1]))
@@ -78,20 +88,23 @@ def sink_main(port_file: Path, out_dir: Path, processes: int) -> None:
 
 
 class _Recording:
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
         self.recipients: list[str] = []
         self.bytes = 0
+        self.latency = latency  # seconds before the reply to the final dot: a remote relay
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if self.latency:
+            await asyncio.sleep(self.latency)
         self.recipients.extend(envelope.rcpt_tos)
         self.bytes += len(envelope.original_content)
         return "250 2.0.0 OK"
 
 
-def _sink_child(listener: socket.socket, out: Path) -> None:
+def _sink_child(listener: socket.socket, out: Path, latency: float = 0.0) -> None:
     from aiosmtpd.smtp import SMTP
 
-    handler = _Recording()
+    handler = _Recording(latency)
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -104,17 +117,34 @@ def _sink_child(listener: socket.socket, out: Path) -> None:
         server.close()
 
     asyncio.run(serve())
-    out.write_text(json.dumps({"recipients": handler.recipients, "bytes": handler.bytes}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.write_text(
+        json.dumps(
+            {
+                "recipients": handler.recipients,
+                "bytes": handler.bytes,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+            }
+        )
+    )
 
 
 class SinkProcess:
-    def __init__(self, work: Path, processes: int) -> None:
+    def __init__(self, work: Path, processes: int, latency: float = 0.0) -> None:
         self.dir = work / "sink"
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
         port_file = self.dir / "port"
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--sink", str(port_file), str(self.dir), str(processes)]
+            [
+                sys.executable,
+                __file__,
+                "--sink",
+                str(port_file),
+                str(self.dir),
+                str(processes),
+                str(latency),
+            ]
         )
         deadline = time.monotonic() + 20
         while not port_file.exists() or not port_file.read_text():
@@ -122,6 +152,8 @@ class SinkProcess:
                 sys.exit("the sink did not start")
             time.sleep(0.05)
         self.port = int(port_file.read_text())
+
+    cpu_s = 0.0
 
     def stop(self) -> tuple[Counter[str], int]:
         self.proc.send_signal(signal.SIGTERM)
@@ -132,20 +164,26 @@ class SinkProcess:
             data = json.loads(path.read_text())
             received.update(data["recipients"])
             size += data["bytes"]
+            self.cpu_s += data.get("cpu_s", 0.0)
         return received, size
 
 
 # the sender (runs in a fresh process) ----------------------------------------------------
 
 
-def run_send(root: Path, out: Path) -> None:
+def run_send(root: Path, out: Path, workers: int = 1) -> None:
     sys.path.insert(0, str(PROJECT))
     from pipeline.delivery.sender import send_issue
 
     started = time.perf_counter()
     marks: dict[str, float] = {}
-    report = send_issue(root, on_start=lambda r: marks.setdefault("start", time.perf_counter()))
+    report = send_issue(
+        root,
+        on_start=lambda r: marks.setdefault("start", time.perf_counter()),
+        workers=workers,
+    )
     total = time.perf_counter() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out.write_text(
         json.dumps(
             {
@@ -158,6 +196,11 @@ def run_send(root: Path, out: Path) -> None:
                 "process_s": total,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
+                # the joined workers (send --workers): the largest one's peak, their CPU
+                "helper_peak_rss_mb": children.ru_maxrss / 1024,
+                "helper_cpu_s": children.ru_utime + children.ru_stime,
+                # from the first recipient to the last worker's end (they run side by side)
+                "wall_s": time.perf_counter() - marks["start"],
             }
         )
     )
@@ -245,15 +288,23 @@ def reset_deliveries(root: Path) -> None:
         state.conn.execute(delete(schema.send_runs))
 
 
-def measure(root: Path, work: Path, args: argparse.Namespace, dkim: Path | None) -> dict:
-    sink = SinkProcess(work, args.sink_processes)
+def measure(
+    root: Path,
+    work: Path,
+    args: argparse.Namespace,
+    dkim: Path | None,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    latency: float = 0.0,
+) -> dict:
+    sink = SinkProcess(work, args.sink_processes, latency)
     try:
         set_smtp(root, sink.port, args.connections, dkim)
         out = work / "send.json"
         subprocess.run(
-            [sys.executable, __file__, "--run-send", str(root), str(out)],
+            [sys.executable, __file__, "--run-send", str(root), str(out), str(workers)],
             check=True,
-            env={**os.environ, "PYTHONPATH": str(PROJECT)},
+            env={**os.environ, "PYTHONPATH": str(PROJECT), **(env or {})},
         )
         result = json.loads(out.read_text())
     finally:
@@ -262,6 +313,7 @@ def measure(root: Path, work: Path, args: argparse.Namespace, dkim: Path | None)
     result["distinct"] = len(received)
     result["duplicates"] = sum(1 for n in received.values() if n > 1)
     result["bytes"] = size
+    result["sink_cpu_s"] = sink.cpu_s
     result["rate"] = result["received"] / result["send_s"]
     return result
 
@@ -333,6 +385,99 @@ def sink_ceiling(root: Path, work: Path, args: argparse.Namespace, count: int) -
     return sum(received.values()) / seconds
 
 
+def shared(args: argparse.Namespace) -> None:
+    """SQLite against PostgreSQL, one worker against four (see the module's doc)."""
+    sys.path.insert(0, str(PROJECT / "tests"))
+    import pgcluster
+
+    work: Path = args.workdir / "shared"
+    work.mkdir(parents=True, exist_ok=True)
+    args.connections, args.sink_processes = 1, 2
+    durable = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+    cluster = pgcluster.start(settings=durable)
+    results: dict[str, dict] = {}
+    try:
+        with pgcluster.temporary_schema(cluster.url) as (_, url):
+            pg = {"KRIMPPOST_STATE_URL": url}
+            os.environ.pop("KRIMPPOST_STATE_URL", None)
+            lite_root = make_project(work / "sqlite", args.count)
+            os.environ.update(pg)
+            try:
+                pg_root = make_project(work / "postgresql", args.count)
+            finally:
+                os.environ.pop("KRIMPPOST_STATE_URL")
+            results["sqlite, 1 worker"] = measure(lite_root, work, args, None)
+            results["postgresql, 1 worker"] = measure(pg_root, work, args, None, 1, pg)
+            with_env(pg, reset_deliveries, pg_root)
+            results["postgresql, 4 workers"] = measure(pg_root, work, args, None, 4, pg)
+        # A relay elsewhere answers the dot after a round trip and its own queueing: there
+        # a sender waits more than it computes, which is what workers are for.
+        with pgcluster.temporary_schema(cluster.url) as (_, url):
+            pg = {"KRIMPPOST_STATE_URL": url}
+            delay = args.relay_ms / 1000
+            far_root = with_env(pg, make_project, work / "relay", args.relay_count)
+            for workers in (1, 4):
+                with_env(pg, reset_deliveries, far_root)
+                name = f"postgresql, {workers} worker(s), {args.relay_count:,}, relay +{args.relay_ms} ms"
+                results[name] = measure(far_root, work, args, None, workers, pg, delay)
+        with pgcluster.temporary_schema(cluster.url) as (_, url):
+            pg = {"KRIMPPOST_STATE_URL": url}
+            large_root = with_env(pg, make_project, work / "large", args.large)
+            results[f"postgresql, 4 workers, {args.large:,}"] = measure(
+                large_root, work, args, None, 4, pg
+            )
+    finally:
+        cluster.stop()
+    for r in results.values():
+        r["rate_wall"] = r["received"] / r["wall_s"]
+    lite, pg1, pg4, far1, far4 = (results[k]["rate_wall"] for k in list(results)[:5])
+    large = list(results.values())[5]
+    small = results["postgresql, 4 workers"]
+    memory = max(large["peak_rss_mb"], large["helper_peak_rss_mb"]) / max(
+        small["peak_rss_mb"], small["helper_peak_rss_mb"]
+    )
+    print(
+        f"\n{platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; "
+        "1 connection per worker; sink: aiosmtpd in 2 processes\n"
+    )
+    print(
+        "| run | messages | exactly once | messages/s | peak RSS per worker (MB) "
+        "| CPU ms/message: senders, sink |"
+    )
+    print("|---|---:|---|---:|---:|---|")
+    for name, r in results.items():
+        once = r["duplicates"] == 0 and r["received"] == r["distinct"] and not r["failed"]
+        peak = max(r["peak_rss_mb"], r["helper_peak_rss_mb"])
+        senders = 1000 * (r["cpu_s"] + r["helper_cpu_s"]) / max(r["received"], 1)
+        sink_ms = 1000 * r["sink_cpu_s"] / max(r["received"], 1)
+        print(
+            f"| {name} | {r['received']:,} | {'yes' if once else 'NO'} | "
+            f"{r['rate_wall']:.0f} | {peak:.0f} | {senders:.1f}, {sink_ms:.1f} |"
+        )
+    verdicts = {
+        "postgresql / sqlite, 1 worker (>= 0.9)": pg1 / lite,
+        "4 workers / 1 worker, postgresql (>= 2.5)": pg4 / pg1,
+        f"4 workers / 1 worker, postgresql, relay +{args.relay_ms} ms (>= 2.5)": far4 / far1,
+        f"memory per worker {args.large:,} / {args.count:,} (<= 1.1)": memory,
+    }
+    print()
+    for name, value in verdicts.items():
+        print(f"{name}: {value:.2f}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "send_shared.json").write_text(
+        json.dumps({"runs": results, "ratios": verdicts}, indent=2) + "\n"
+    )
+
+
+def with_env(values: dict[str, str], function, *args):  # type: ignore[no-untyped-def]
+    os.environ.update(values)
+    try:
+        return function(*args)
+    finally:
+        for key in values:
+            os.environ.pop(key, None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000)
@@ -342,7 +487,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=BENCH / "work" / "send")
     parser.add_argument("--dkim", action="store_true", help="also sign with a 2048-bit RSA key")
+    parser.add_argument("--shared", action="store_true", help="SQLite against PostgreSQL")
+    parser.add_argument("--large", type=int, default=50_000, help="with --shared, for memory")
+    parser.add_argument(
+        "--relay-ms", type=int, default=20, help="with --shared: a remote relay's reply delay"
+    )
+    parser.add_argument("--relay-count", type=int, default=2_000, help="subscribers for it")
     args = parser.parse_args()
+    if args.shared:
+        shared(args)
+        return
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
 
@@ -419,8 +573,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--sink":
-        sink_main(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        sink_main(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--run-send":
-        run_send(Path(sys.argv[2]), Path(sys.argv[3]))
+        run_send(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
     else:
         main()

@@ -76,9 +76,14 @@ class Journal:
         self.run_id = run_id
         self.retries = retries
         self.retry_delay = retry_delay
-        self.db = state.connect()  # the writer thread's own
+        # The writer thread's own connections: one whose commits wait for the disk (claims),
+        # one whose commits need not (outcomes), so no commit has to switch the setting.
+        self.durable_db = state.connect()
+        self.quick_db = state.connect()
+        set_durable(self.durable_db, True)
+        set_durable(self.quick_db, False)
         self.error: BaseException | None = None
-        self._log = DeliveryLog(self.db)
+        self._logs = {True: DeliveryLog(self.durable_db), False: DeliveryLog(self.quick_db)}
         self._pending: deque[tuple[Write | None, bool, Ticket]] = deque()
         self._cond = threading.Condition()
         self._closing = False
@@ -127,7 +132,8 @@ class Journal:
             self._closing = True
             self._cond.notify()
         self._thread.join()
-        self.db.close()
+        self.durable_db.close()
+        self.quick_db.close()
 
     def _submit(self, write: Write | None, durable: bool = False) -> Ticket:
         ticket = Ticket(self)
@@ -140,8 +146,6 @@ class Journal:
         return ticket
 
     def _run(self) -> None:
-        db = self.db
-        durable: bool | None = None
         while True:
             with self._cond:
                 while not self._pending and not self._closing:
@@ -151,16 +155,13 @@ class Journal:
             if not batch:
                 return  # closing and nothing left
             # One durable write in the batch makes the whole commit wait for the disk.
-            wanted = any(wait for _, wait, _ in batch)
+            log = self._logs[any(wait for _, wait, _ in batch)]
             try:
-                if wanted != durable:
-                    set_durable(db, wanted)
-                    durable = wanted
                 # Each worker writes its own recipients' rows: row locks suffice.
-                with transaction(db, exclusive=False):
+                with transaction(log.conn, exclusive=False):
                     for write, _, ticket in batch:
                         if write is not None:
-                            ticket.result = write(self._log)
+                            ticket.result = write(log)
             except BaseException as exc:
                 with self._cond:
                     self.error = exc
