@@ -229,7 +229,7 @@ class Delivery:
             return fed
 
         def due_now() -> list[Recipient]:
-            return reader.page(self.issue, "deferred", 0, time.time(), PAGE, self.run_id)
+            return reader.due(self.issue, self.run_id, time.time(), PAGE)
 
         while not self.stop.is_set():
             with transaction(reader.conn, exclusive=False):

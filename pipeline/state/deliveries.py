@@ -309,7 +309,7 @@ class DeliveryLog:
             )
         ]
 
-    def _recipients(self, condition) -> list[Recipient]:  # type: ignore[no-untyped-def]
+    def _recipients(self, condition, limit: int | None = None) -> list[Recipient]:  # type: ignore[no-untyped-def]
         query = (
             select(
                 _d.c.subscriber,
@@ -322,44 +322,21 @@ class DeliveryLog:
             .join_from(_d, _s, _s.c.id == _d.c.subscriber)
             .where(condition, _s.c.status == "active")
             .order_by(_d.c.subscriber)
+            .limit(limit)
         )
         return [Recipient(*row) for row in self.conn.execute(query)]
 
-    def page(
-        self,
-        issue: int,
-        status: str,
-        after: int,
-        due: float | None,
-        limit: int,
-        run_id: int | None = None,
-    ) -> list[Recipient]:
-        """Recipients in `status` after subscriber id `after` (deferred: those due by `due`;
-        with `run_id`: those that run holds)."""
-        query = (
-            select(
-                _d.c.subscriber,
-                _s.c.email,
-                _s.c.token,
-                _s.c.tracks,
-                _d.c.run_attempts,
-                _d.c.message_id,
-            )
-            .join_from(_d, _s, _s.c.id == _d.c.subscriber)
-            .where(
+    def due(self, issue: int, run_id: int, now: float, limit: int) -> list[Recipient]:
+        """The run's deferred recipients whose next attempt is due by `now`."""
+        return self._recipients(
+            and_(
                 _d.c.issue == issue,
-                _d.c.status == status,
-                _d.c.subscriber > after,
-                _s.c.status == "active",
-            )
-            .order_by(_d.c.subscriber)
-            .limit(limit)
+                _d.c.status == "deferred",
+                _d.c.claimed_by == run_id,
+                _d.c.next_attempt <= now,
+            ),
+            limit,
         )
-        if due is not None:
-            query = query.where(_d.c.next_attempt <= due)
-        if run_id is not None:
-            query = query.where(_d.c.claimed_by == run_id)
-        return [Recipient(*row) for row in self.conn.execute(query)]
 
     def next_due(self, issue: int, run_id: int) -> float | None:
         """When the earliest deferred recipient of the run may be tried again; None when
