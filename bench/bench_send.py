@@ -20,15 +20,18 @@ each records what it receives). Then it runs the send in a fresh process and rep
 
 Writes bench/results/send.json. Not part of the test run.
 
-    python bench/bench_send.py --shared [--count 10000] [--large 50000]
+    python bench/bench_send.py --shared [--count 10000] [--large 50000] [--repeat 3]
 
 measures the state store on SQLite against PostgreSQL, in one run: one sender with one
 connection on SQLite, one on PostgreSQL (a throw-away cluster of Debian's `postgresql`,
-tests/pgcluster.py, with fsync and synchronous commits on, as a real one has), and
+tests/pgcluster.py, with fsync and synchronous commits on, as a real one has), REPEAT
+times alternated, the median of each; and
 `send --workers 4` on PostgreSQL, each worker with one connection of its own; then the
 four workers again for LARGE subscribers, for the memory per worker. The sink runs in two
 processes. Budgets: PostgreSQL >= 0.9x SQLite with one worker; four workers >= 2.5x one;
-peak memory per worker at LARGE within 10% of COUNT. Writes bench/results/send_shared.json.
+peak memory per worker at LARGE within 10% of COUNT. "machine busy" is the share of all
+cores busy (every process: sink, PostgreSQL, senders) while sending: where it is near 100%
+more workers cannot add throughput. Writes bench/results/send_shared.json.
 """
 
 from __future__ import annotations
@@ -171,18 +174,28 @@ class SinkProcess:
 # the sender (runs in a fresh process) ----------------------------------------------------
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, all) jiffies of the whole machine since boot, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def run_send(root: Path, out: Path, workers: int = 1) -> None:
     sys.path.insert(0, str(PROJECT))
     from pipeline.delivery.sender import send_issue
 
     started = time.perf_counter()
     marks: dict[str, float] = {}
-    report = send_issue(
-        root,
-        on_start=lambda r: marks.setdefault("start", time.perf_counter()),
-        workers=workers,
-    )
+    ticks: list[tuple[int, int]] = []
+
+    def on_start(_report: object) -> None:
+        marks.setdefault("start", time.perf_counter())
+        ticks.append(cpu_ticks())
+
+    report = send_issue(root, on_start=on_start, workers=workers)
     total = time.perf_counter() - started
+    busy = [b - a for a, b in zip(ticks[0], cpu_ticks(), strict=True)]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out.write_text(
         json.dumps(
@@ -190,6 +203,7 @@ def run_send(root: Path, out: Path, workers: int = 1) -> None:
                 "sent": report.sent,
                 "failed": report.failed,
                 "uncertain": len(report.uncertain),
+                "aborted": report.aborted,
                 "renders": report.renders,
                 "send_s": report.seconds,
                 "startup_s": marks["start"] - started,
@@ -199,6 +213,9 @@ def run_send(root: Path, out: Path, workers: int = 1) -> None:
                 # the joined workers (send --workers): the largest one's peak, their CPU
                 "helper_peak_rss_mb": children.ru_maxrss / 1024,
                 "helper_cpu_s": children.ru_utime + children.ru_stime,
+                # every process of the machine (sink, PostgreSQL, senders) while sending:
+                # 1.0 is all cores busy
+                "machine_busy": busy[0] / max(busy[1], 1),
                 # from the first recipient to the last worker's end (they run side by side)
                 "wall_s": time.perf_counter() - marks["start"],
             }
@@ -406,8 +423,16 @@ def shared(args: argparse.Namespace) -> None:
                 pg_root = make_project(work / "postgresql", args.count)
             finally:
                 os.environ.pop("KRIMPPOST_STATE_URL")
-            results["sqlite, 1 worker"] = measure(lite_root, work, args, None)
-            results["postgresql, 1 worker"] = measure(pg_root, work, args, None, 1, pg)
+            # Alternated, the median of each: this machine's speed drifts between runs.
+            lite_runs, pg_runs = [], []
+            for attempt in range(args.repeat or 3):
+                if attempt:
+                    reset_deliveries(lite_root)
+                    with_env(pg, reset_deliveries, pg_root)
+                lite_runs.append(measure(lite_root, work, args, None))
+                pg_runs.append(measure(pg_root, work, args, None, 1, pg))
+            results["sqlite, 1 worker"] = median_run(lite_runs)
+            results["postgresql, 1 worker"] = median_run(pg_runs)
             with_env(pg, reset_deliveries, pg_root)
             results["postgresql, 4 workers"] = measure(pg_root, work, args, None, 4, pg)
         # A relay elsewhere answers the dot after a round trip and its own queueing: there
@@ -442,9 +467,9 @@ def shared(args: argparse.Namespace) -> None:
     )
     print(
         "| run | messages | exactly once | messages/s | peak RSS per worker (MB) "
-        "| CPU ms/message: senders, sink |"
+        "| CPU ms/message: senders, sink | machine busy |"
     )
-    print("|---|---:|---|---:|---:|---|")
+    print("|---|---:|---|---:|---:|---|---:|")
     for name, r in results.items():
         once = r["duplicates"] == 0 and r["received"] == r["distinct"] and not r["failed"]
         peak = max(r["peak_rss_mb"], r["helper_peak_rss_mb"])
@@ -452,14 +477,20 @@ def shared(args: argparse.Namespace) -> None:
         sink_ms = 1000 * r["sink_cpu_s"] / max(r["received"], 1)
         print(
             f"| {name} | {r['received']:,} | {'yes' if once else 'NO'} | "
-            f"{r['rate_wall']:.0f} | {peak:.0f} | {senders:.1f}, {sink_ms:.1f} |"
+            f"{r['rate_wall']:.0f} | {peak:.0f} | {senders:.1f}, {sink_ms:.1f} "
+            f"| {r['machine_busy']:.0%} |"
         )
+        if "all_rates" in r:
+            print(f"|   (runs: {', '.join(map(str, r['all_rates']))} messages/s) | | | | | | |")
     verdicts = {
         "postgresql / sqlite, 1 worker (>= 0.9)": pg1 / lite,
         "4 workers / 1 worker, postgresql (>= 2.5)": pg4 / pg1,
         f"4 workers / 1 worker, postgresql, relay +{args.relay_ms} ms (>= 2.5)": far4 / far1,
         f"memory per worker {args.large:,} / {args.count:,} (<= 1.1)": memory,
     }
+    for name, r in results.items():
+        if r.get("aborted"):
+            print(f"{name}: afgebroken: {r['aborted']}")
     print()
     for name, value in verdicts.items():
         print(f"{name}: {value:.2f}")
@@ -467,6 +498,14 @@ def shared(args: argparse.Namespace) -> None:
     (RESULTS / "send_shared.json").write_text(
         json.dumps({"runs": results, "ratios": verdicts}, indent=2) + "\n"
     )
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of the median rate, with every rate beside it."""
+    ranked = sorted(runs, key=lambda r: r["received"] / r["wall_s"])
+    middle = dict(ranked[len(ranked) // 2])
+    middle["all_rates"] = [round(r["received"] / r["wall_s"]) for r in runs]
+    return middle
 
 
 def with_env(values: dict[str, str], function, *args):  # type: ignore[no-untyped-def]
@@ -484,7 +523,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1_000, help="second run, for memory")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--sink-processes", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--repeat", type=int, help="runs of each (the best is kept; --shared: the median of 3)"
+    )
     parser.add_argument("--workdir", type=Path, default=BENCH / "work" / "send")
     parser.add_argument("--dkim", action="store_true", help="also sign with a 2048-bit RSA key")
     parser.add_argument("--shared", action="store_true", help="SQLite against PostgreSQL")
@@ -510,7 +551,7 @@ def main() -> None:
     big = make_project(work, args.count)
     small = make_project(work, args.small)
     runs = []
-    for attempt in range(args.repeat):
+    for attempt in range(args.repeat or 1):
         if attempt:
             reset_deliveries(big)
         runs.append(measure(big, work, args, None))

@@ -173,3 +173,21 @@ def test_relays_are_used_in_turn_and_a_refusing_one_is_skipped(
     assert sum(first_got.values()) + sum(second_got.values()) == 60
     assert not set(first_got) & set(second_got)
     assert first_got and second_got  # both relays that answer carried mail
+
+
+def test_runs_that_stop_early_do_not_count_each_others_recipients_as_failed(
+    mail: Mail,
+) -> None:
+    """Every worker stops at once when no relay answers; the recipients nobody tried are
+    "nog niet verstuurd", once, and not also "mislukt" once per helper that saw them."""
+    root = mail.root
+    add_subscribers(root, 40, [""])
+    refused = Sink(Recorder())
+    refused.close()  # nothing listens there any more: every connection is refused
+    set_smtp(root, refused.port)
+    process = cli(root, "send", "1", "--workers", "3")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "40 nog niet verstuurd" in err, err
+    assert "0 verstuurd, 0 mislukt" in out, out
+    assert [failed for (failed,) in query(root, "SELECT failed FROM send_runs")] == [0, 0, 0]

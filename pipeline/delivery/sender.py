@@ -485,7 +485,9 @@ class Delivery:
                 self.run_id,
                 utc_text(datetime.now(UTC)),
                 r.sent,
-                r.failed + r.not_attempted,
+                # Only its own: the recipients nobody tried are the whole issue's, and a
+                # run joined by helpers counts them once (report.not_attempted).
+                r.failed,
                 r.bounced,
                 r.skipped,
                 len(r.uncertain),

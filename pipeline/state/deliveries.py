@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, exists, func, literal, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, literal, or_, select, update
 
 from pipeline.state import schema
 from pipeline.state.store import insert_for
@@ -348,22 +348,16 @@ class DeliveryLog:
         ).scalar()
 
     # the journal's writes --------------------------------------------------------------
-
-    def _one(self, issue: int, subscriber: int):  # type: ignore[no-untyped-def]
-        return update(_d).where(_d.c.issue == issue, _d.c.subscriber == subscriber)
+    # One statement object each, built once: a send runs them once or twice per message,
+    # and a reused statement skips SQLAlchemy's construction and cache-key work.
 
     def mark_sending(
         self, issue: int, subscriber: int, run_id: int, message_id: str, stamp: str
     ) -> bool:
         """Whether the run still holds the recipient (a run reaped while it stalled does
         not, and must not send: another has it now)."""
-        return bool(
-            self.conn.execute(
-                self._one(issue, subscriber)
-                .where(_d.c.claimed_by == run_id, _d.c.status.in_(("pending", "deferred")))
-                .values(status="sending", message_id=message_id, updated_at=stamp)
-            ).rowcount
-        )
+        values = {"i": issue, "s": subscriber, "run": run_id, "mid": message_id, "at": stamp}
+        return bool(self.conn.execute(_MARK_SENDING, values).rowcount)
 
     def record(
         self,
@@ -374,31 +368,23 @@ class DeliveryLog:
         next_attempt: float | None,
         stamp: str,
     ) -> None:
-        """An attempt's outcome; a bounce also ends the subscription."""
-        self.conn.execute(
-            self._one(issue, subscriber).values(
-                status=status,
-                reply=reply[:500],
-                attempts=_d.c.attempts + 1,
-                run_attempts=_d.c.run_attempts + 1,
-                next_attempt=next_attempt,
-                updated_at=stamp,
-            )
-        )
+        """An attempt's outcome; a bounce also ends the subscription (two statements: the
+        caller's transaction makes them one)."""
+        values = {
+            "i": issue,
+            "s": subscriber,
+            "st": status,
+            "re": reply[:500],
+            "next": next_attempt,
+            "at": stamp,
+        }
+        self.conn.execute(_RECORD, values)
         if status == "bounced":
-            self.conn.execute(
-                update(_s)
-                .where(_s.c.id == subscriber, _s.c.status == "active")
-                .values(status="bounced", status_changed_at=stamp, status_reason=reply[:500])
-            )
+            self.conn.execute(_BOUNCED, values)
 
     def mark_uncertain(self, issue: int, subscriber: int, reply: str, stamp: str) -> None:
-        # Not a run attempt: an uncertain recipient is not retried within the run.
-        self.conn.execute(
-            self._one(issue, subscriber).values(
-                status="uncertain", reply=reply, attempts=_d.c.attempts + 1, updated_at=stamp
-            )
-        )
+        values = {"i": issue, "s": subscriber, "re": reply, "at": stamp}
+        self.conn.execute(_UNCERTAIN, values)
 
     # the end of a run ------------------------------------------------------------------
 
@@ -454,3 +440,39 @@ class DeliveryLog:
                 uncertain=uncertain,
             )
         )
+
+
+_ONE = and_(_d.c.issue == bindparam("i"), _d.c.subscriber == bindparam("s"))
+_MARK_SENDING = (
+    update(_d)
+    .where(_ONE, _d.c.claimed_by == bindparam("run"), _d.c.status.in_(("pending", "deferred")))
+    .values(status="sending", message_id=bindparam("mid"), updated_at=bindparam("at"))
+)
+_RECORD = (
+    update(_d)
+    .where(_ONE)
+    .values(
+        status=bindparam("st"),
+        reply=bindparam("re"),
+        attempts=_d.c.attempts + 1,
+        run_attempts=_d.c.run_attempts + 1,
+        next_attempt=bindparam("next", type_=_d.c.next_attempt.type),
+        updated_at=bindparam("at"),
+    )
+)
+_BOUNCED = (
+    update(_s)
+    .where(_s.c.id == bindparam("s"), _s.c.status == "active")
+    .values(status="bounced", status_changed_at=bindparam("at"), status_reason=bindparam("re"))
+)
+# Not a run attempt: an uncertain recipient is not retried within the run.
+_UNCERTAIN = (
+    update(_d)
+    .where(_ONE)
+    .values(
+        status="uncertain",
+        reply=bindparam("re"),
+        attempts=_d.c.attempts + 1,
+        updated_at=bindparam("at"),
+    )
+)
