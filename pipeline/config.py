@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import ipaddress
 import re
 import tomllib
 import typing
@@ -593,6 +594,43 @@ class Serve:
     )
 
 
+def _header_name(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9-]+", value):
+        raise OptionError(
+            f"moet de naam van een HTTP-header zijn (bijv. X-Remote-User), niet {value!r}"
+        )
+    return value
+
+
+def _networks(value: list) -> tuple[str, ...]:
+    """Addresses or networks (`10.0.0.5`, `10.0.0.0/24`, `::1`)."""
+    result = []
+    for v in _string_list(value):
+        try:
+            result.append(str(ipaddress.ip_network(v, strict=False)))
+        except ValueError:
+            raise OptionError(f"{v!r} is geen IP-adres of netwerk (bijv. 10.0.0.0/24)") from None
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class Desk:
+    session_minutes: int = option(
+        60, _at_least(1), doc="Minuten zonder verzoek waarna een sessie van de desk verloopt."
+    )
+    trusted_header: str = option(
+        "",
+        _header_name,
+        doc="Header met de gebruikersnaam van een single sign-on ervoor (bijv. X-Remote-User).",
+    )
+    trusted_proxies: tuple[str, ...] = option(
+        (), _networks, doc="Adressen van wie trusted_header geloofd wordt."
+    )
+    secret_env: str = option(
+        "", _env_name, doc="Omgevingsvariabele met het geheim waarmee de desk cookies tekent."
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     root: Path
@@ -610,6 +648,7 @@ class Config:
     smtp: Smtp
     subscribers: Subscribers
     serve: Serve
+    desk: Desk
     fingerprint: str = field(default="")
     # Where each table and key was written, so a problem found after loading (a missing
     # file, a missing newsletter option) still points at its line.

@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("social", ("pipeline.social.*",)),
     ("delivery", ("pipeline.delivery.*",)),
     ("schedule", ("pipeline.schedule",)),
+    ("desk", ("pipeline.desk.*",)),
     ("commands", ("pipeline.commands.*",)),
     ("cli", ("pipeline.cli", "pipeline.__main__")),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from pipeline.config import load_config
 from pipeline.content.reader import read_content
 from pipeline.publish import decide
 from pipeline.social.drafts import sync_drafts
-from pipeline.social.export import BUFFER_COLUMNS, CSV_COLUMNS, suggested_time
+from pipeline.social.export import BUFFER_COLUMNS, CSV_COLUMNS, export, suggested_time
 from pipeline.state import StateStore
 
 NOW_TEXT = "2026-11-27T12:00"
@@ -270,6 +270,111 @@ def test_export_buffer_format_per_platform_into_the_outbox(drafts: Project) -> N
     assert "_export" not in run(drafts, "list").stdout
     nothing = run(drafts, "export", "--platform", "mastodon")
     assert nothing.stdout == "geen goedgekeurde concepten om te exporteren\n"
+
+
+def export_dir(project: Project) -> Path:
+    return project.root / "outbox" / "social" / "_export"
+
+
+def buffer_rows(data: bytes) -> list[list[str]]:
+    assert data.startswith(b"Text,Image URL,Tags,Posting Time\r\n")
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    assert tuple(rows[0]) == BUFFER_COLUMNS
+    return rows[1:]
+
+
+def test_export_buffer_format_writes_one_file_per_platform(drafts: Project) -> None:
+    # Buffer imports a bulk CSV into one channel: X and LinkedIn may not share a file.
+    run(drafts, "approve", f"{A}/x", "--by", "Fatima")
+    run(drafts, "approve", f"{A}/linkedin", "--by", "Fatima")
+    run(drafts, "approve", f"{B}/linkedin", "--by", "Fatima")
+    result = run(drafts, "export", "--format", "buffer")
+    assert result.exit_code == 0, result.output
+    x = "20261127-120000-buffer-x.csv"
+    linkedin = "20261127-120000-buffer-linkedin.csv"
+    assert result.stdout == (
+        f"1 concepten geëxporteerd naar outbox/social/_export/{x}\n"
+        f"2 concepten geëxporteerd naar outbox/social/_export/{linkedin}\n"
+    )
+    assert sorted(p.name for p in export_dir(drafts).iterdir()) == [linkedin, x]
+    x_rows = buffer_rows((export_dir(drafts) / x).read_bytes())
+    assert [(r[2], r[3]) for r in x_rows] == [(A, "2026-11-27 12:00")]
+    linkedin_rows = buffer_rows((export_dir(drafts) / linkedin).read_bytes())
+    assert [(r[2], r[3]) for r in linkedin_rows] == [
+        (A, "2026-11-27 13:00"),
+        (B, "2026-11-27 13:00"),
+    ]
+    assert x_rows[0][0] == draft_path(drafts, f"{A}/x").read_text().rsplit("---\n", 1)[1].strip()
+    assert all(
+        meta(drafts, d)["exported_at"] == "2026-11-27T12:00:00+01:00"
+        for d in (f"{A}/x", f"{A}/linkedin", f"{B}/linkedin")
+    )
+    # csv stays one file with every platform.
+    mixed = run(drafts, "export", "--all")
+    assert (
+        mixed.stdout == "3 concepten geëxporteerd naar outbox/social/_export/20261127-120000.csv\n"
+    )
+
+
+def test_export_buffer_format_with_a_platform_writes_one_file(drafts: Project) -> None:
+    run(drafts, "approve", f"{A}/x", "--by", "Fatima")
+    run(drafts, "approve", f"{B}/x", "--by", "Fatima")
+    run(drafts, "approve", f"{A}/linkedin", "--by", "Fatima")
+    result = run(drafts, "export", "--platform", "x", "--format", "buffer")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "2 concepten geëxporteerd naar outbox/social/_export/20261127-120000-x.csv\n"
+    )
+    assert [p.name for p in export_dir(drafts).iterdir()] == ["20261127-120000-x.csv"]
+    rows = buffer_rows((export_dir(drafts) / "20261127-120000-x.csv").read_bytes())
+    assert [r[2] for r in rows] == [A, B]
+    assert "exported_at" not in meta(drafts, f"{A}/linkedin")
+
+
+def test_export_result_lists_every_file_for_the_desk(drafts: Project) -> None:
+    run(drafts, "approve", f"{A}/x", "--by", "Fatima")
+    run(drafts, "approve", f"{B}/mastodon", "--by", "Fatima")
+    now = datetime.fromisoformat(NOW_TEXT)  # read in the site's zone, as `--now`
+    result = export(load_config(drafts.root), now, "buffer")
+    assert [(f.outbox_path, f.platform, f.count) for f in result.files] == [
+        ("social/_export/20261127-120000-buffer-x.csv", "x", 1),
+        ("social/_export/20261127-120000-buffer-mastodon.csv", "mastodon", 1),
+    ]
+    for f in result.files:
+        assert f.path == f"outbox/{f.outbox_path}"
+        assert f.name == Path(f.outbox_path or "").name
+        assert (drafts.root / f.path).read_bytes() == f.data
+        assert len(buffer_rows(f.data)) == 1
+    assert result.destination == result.files[0].path and result.data == result.files[0].data
+    assert [r.id for r in result.rows] == [f"{A}/x", f"{B}/mastodon"]
+    again = export(load_config(drafts.root), now, "buffer")
+    assert again.files == [] and again.destination is None and again.data == b""
+
+
+def test_export_buffer_format_beside_output_and_not_to_standard_output(
+    drafts: Project, tmp_path: Path
+) -> None:
+    run(drafts, "approve", f"{A}/x", "--by", "Fatima")
+    run(drafts, "approve", f"{A}/linkedin", "--by", "Fatima")
+    refused = run(drafts, "export", "--format", "buffer", "--output", "-")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert "--platform" in refused.stderr
+    assert "exported_at" not in meta(drafts, f"{A}/x")
+    out = tmp_path / "buffer.csv"
+    result = run(drafts, "export", "--format", "buffer", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"1 concepten geëxporteerd naar {tmp_path / 'buffer-x.csv'}\n"
+        f"1 concepten geëxporteerd naar {tmp_path / 'buffer-linkedin.csv'}\n"
+    )
+    assert not out.exists()
+    assert [r[2] for r in buffer_rows((tmp_path / "buffer-x.csv").read_bytes())] == [A]
+    assert [r[2] for r in buffer_rows((tmp_path / "buffer-linkedin.csv").read_bytes())] == [A]
+    # One platform to standard output still works.
+    single = run(
+        drafts, "export", "--all", "--format", "buffer", "--platform", "x", "--output", "-"
+    )
+    assert single.exit_code == 0 and len(buffer_rows(single.stdout_bytes)) == 1
 
 
 def test_suggested_time_waits_for_the_posting_day(drafts: Project) -> None:

@@ -197,7 +197,8 @@ def take_command(root: Path, now: datetime, draft_id: str) -> None:
     type=click.Choice(export_module.FORMATS),
     default="csv",
     show_default=True,
-    help="csv (Buffer-kolommen plus extra), buffer (alleen Buffer-kolommen) of json.",
+    help="csv (Buffer-kolommen plus extra), buffer (alleen Buffer-kolommen, een bestand per "
+    "platform) of json.",
 )
 @click.option(
     "--platform",
@@ -226,12 +227,14 @@ def export_command(
     result = export_module.export(
         config, now, fmt, platform.lower() if platform else None, output, include_all
     )
-    if result.destination == "-":
-        click.echo(result.data.decode(), nl=False)
-        click.echo(f"{len(result.rows)} concepten geëxporteerd", err=True)
-    elif result.destination:
-        click.echo(f"{len(result.rows)} concepten geëxporteerd naar {result.destination}")
-    else:
+    if not result.files:
         click.echo("geen goedgekeurde concepten om te exporteren")
+    for written in result.files:
+        if written.path == "-":
+            click.echo(written.data.decode(), nl=False)
+            click.echo(f"{written.count} concepten geëxporteerd", err=True)
+        else:
+            # One line per file: `--format buffer` writes a file per platform.
+            click.echo(f"{written.count} concepten geëxporteerd naar {written.path}")
     _report(result.problems)
     sys.exit(1 if result.problems else 0)

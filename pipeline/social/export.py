@@ -8,11 +8,18 @@ within their platform's limit, are exported. Exported drafts get `exported_at` a
 Formats (UTF-8, no BOM; CSV per RFC 4180 with CRLF line ends):
 
 - `csv`: `Text, Image URL, Tags, Posting Time` (Buffer's bulk-upload columns, first, by
-  name), then `Platform, Link, Image Alt Text, Draft ID`. Buffer uploads into one channel
-  at a time: export with `--platform` for each channel, or use `buffer`.
-- `buffer`: exactly Buffer's four columns.
+  name), then `Platform, Link, Image Alt Text, Draft ID`. One file, every platform.
+- `buffer`: exactly Buffer's four columns, one file per platform, because Buffer imports a
+  bulk CSV into one channel at a time: `<stamp>-buffer-<platform>.csv` for each platform
+  with drafts to export (with `output`, `<stem>-<platform><suffix>` beside it; standard
+  output cannot take several files and is refused). With `platform` it is the one file of
+  that platform, named as for the other formats.
 - `json`: `{"exported_at", "timezone", "drafts": [{id, platform, item, title, text, link,
   image_url, image_alt, publish_at, length, limit, unit, approved_by, approved_at}]}`.
+
+`ExportResult.files` lists every file an export produced (`ExportFile`: the path as shown
+to the user, the path inside the outbox when it is there, the bytes, the platform and the
+number of drafts), so a caller such as the desk can offer them for download.
 
 `Posting Time` is `YYYY-MM-DD HH:MM` in the site's time zone (Europe/Amsterdam); JSON's
 `publish_at` is ISO-8601 with offset. `Tags` is the item id. The suggested time is the
@@ -31,6 +38,7 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.content.model import SOCIAL_PLATFORMS
 from pipeline.csvcells import SafeWriter
 from pipeline.errors import Problem, UsageError
 from pipeline.outbox import Outbox
@@ -82,12 +90,38 @@ class ExportRow:
     approved_at: str
 
 
+@dataclass(frozen=True)
+class ExportFile:
+    """One file of an export."""
+
+    path: str  # as shown to the user: `outbox/social/_export/…`, the `--output` path, or "-"
+    data: bytes
+    outbox_path: str | None = None  # relative to the outbox, None outside it or for "-"
+    platform: str | None = None  # the one platform of its drafts, None for several
+    count: int = 0  # drafts in the file
+
+    @property
+    def name(self) -> str:
+        """A file name to offer it for download under."""
+        return Path(self.outbox_path or self.path).name
+
+
 @dataclass
 class ExportResult:
     rows: list[ExportRow]
-    destination: str | None  # a path, "-" for standard output, None when nothing was written
-    data: bytes = b""
+    files: list[ExportFile] = field(default_factory=list)  # empty when nothing was written
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def destination(self) -> str | None:
+        """The first file's path ("-" for standard output), None when nothing was written;
+        `files` has them all (`--format buffer` writes one per platform)."""
+        return self.files[0].path if self.files else None
+
+    @property
+    def data(self) -> bytes:
+        """The first file's bytes (b"" when nothing was written); see `files`."""
+        return self.files[0].data if self.files else b""
 
 
 def offset_minutes(config: Config, platform_id: str) -> int:
@@ -213,14 +247,17 @@ def json_bytes(config: Config, rows: list[ExportRow], now: datetime) -> bytes:
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
 
 
-def _write_file(config: Config, path: Path, data: bytes) -> str:
-    """Atomically write an export file; inside outbox/ through the Outbox."""
+def _write_file(config: Config, path: Path, data: bytes) -> str | None:
+    """Atomically write an export file; inside outbox/ through the Outbox.
+
+    Returns the path relative to the outbox, None when the file is outside it."""
     target = path if path.is_absolute() else Path.cwd() / path
     target = Path(os.path.abspath(target))
     outbox_dir = Path(os.path.abspath(config.outbox_dir))
     if target.is_relative_to(outbox_dir):
-        Outbox(outbox_dir).write_now(target.relative_to(outbox_dir).as_posix(), data)
-        return str(path)
+        relative = target.relative_to(outbox_dir).as_posix()
+        Outbox(outbox_dir).write_now(relative, data)
+        return relative
     if target.is_dir():
         raise UsageError(f"--output {path} is een map; geef een bestandsnaam")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +270,22 @@ def _write_file(config: Config, path: Path, data: bytes) -> str:
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
-    return str(path)
+    return None
+
+
+def _per_platform(rows: list[ExportRow]) -> list[tuple[str, list[ExportRow]]]:
+    """The rows grouped by platform, platforms in the usual order, each keeping its order."""
+    order = {p: i for i, p in enumerate(SOCIAL_PLATFORMS)}
+    groups: dict[str, list[ExportRow]] = {}
+    for row in rows:
+        groups.setdefault(row.platform, []).append(row)
+    return sorted(groups.items(), key=lambda g: (order.get(g[0], len(order)), g[0]))
+
+
+def _beside(output: str, platform: str) -> Path:
+    """`export.csv` -> `export-x.csv`: the file of one platform next to the given path."""
+    path = Path(output)
+    return path.with_name(f"{path.stem}-{platform}{path.suffix}")
 
 
 def export(
@@ -246,32 +298,56 @@ def export(
 ) -> ExportResult:
     """Write approved drafts (not yet exported, unless `include_all`) and mark them exported.
 
-    `output`: a file path, `-` for standard output (the caller prints `data`), or None for
-    `outbox/social/_export/<YYYYMMDD-HHMMSS>[-<platform>].<csv|json>` (only when there is
-    something to export). The file is written before any draft is marked, so a crash in
-    between repeats an export rather than losing one.
+    `output`: a file path, `-` for standard output (the caller prints `files[0].data`), or
+    None for `outbox/social/_export/<YYYYMMDD-HHMMSS>[-<platform>].<csv|json>` (only when
+    there is something to export). `buffer` without `platform` writes one file per platform
+    with drafts: `<YYYYMMDD-HHMMSS>-buffer-<platform>.csv`, or `<stem>-<platform><suffix>`
+    beside `output`; it cannot go to standard output. Every file is written before any
+    draft is marked, so a crash in between repeats an export rather than losing one.
     """
     if fmt not in FORMATS:
         raise UsageError(f"onbekend formaat {fmt!r}; kies uit: {', '.join(FORMATS)}")
+    split = fmt == "buffer" and not platform
+    if split and output == "-":
+        raise UsageError(
+            "--format buffer maakt een bestand per platform (Buffer importeert per kanaal); "
+            "kies met --platform één platform voor de standaarduitvoer"
+        )
     moment = config.moment(now)
     with locked(config):
         chosen, problems = select(config, moment, platform, include_all)
         rows = [row_for(config, draft, moment) for _, draft in chosen]
-        if fmt == "json":
-            data = json_bytes(config, rows, moment)
+        result = ExportResult(rows, [], problems)
+        name = moment.astimezone(config.site.tz).strftime("%Y%m%d-%H%M%S")
+        if split:
+            for each, group in _per_platform(rows):
+                data = csv_bytes(group, BUFFER_COLUMNS)
+                if output:
+                    target = _beside(output, each)
+                    inside = _write_file(config, target, data)
+                    shown = str(target)
+                else:
+                    inside = f"{EXPORT_DIR}/{name}-buffer-{each}.csv"
+                    Outbox(config.outbox_dir).write_now(inside, data)
+                    shown = display_path(inside)
+                result.files.append(ExportFile(shown, data, inside, each, len(group)))
         else:
-            data = csv_bytes(rows, BUFFER_COLUMNS if fmt == "buffer" else CSV_COLUMNS)
-        result = ExportResult(rows, None, data, problems)
-        if output == "-":
-            result.destination = "-"
-        elif output:
-            result.destination = _write_file(config, Path(output), data)
-        elif rows:
-            name = moment.astimezone(config.site.tz).strftime("%Y%m%d-%H%M%S")
-            suffix = f"-{platform}" if platform else ""
-            relative = f"{EXPORT_DIR}/{name}{suffix}.{'json' if fmt == 'json' else 'csv'}"
-            Outbox(config.outbox_dir).write_now(relative, data)
-            result.destination = display_path(relative)
+            if fmt == "json":
+                data = json_bytes(config, rows, moment)
+            else:
+                data = csv_bytes(rows, BUFFER_COLUMNS if fmt == "buffer" else CSV_COLUMNS)
+            platforms = {r.platform for r in rows}
+            only = platform or (platforms.pop() if len(platforms) == 1 else None)
+            if output == "-":
+                result.files.append(ExportFile("-", data, None, only, len(rows)))
+            elif output:
+                inside = _write_file(config, Path(output), data)
+                result.files.append(ExportFile(str(Path(output)), data, inside, only, len(rows)))
+            elif rows:
+                suffix = f"-{platform}" if platform else ""
+                inside = f"{EXPORT_DIR}/{name}{suffix}.{'json' if fmt == 'json' else 'csv'}"
+                Outbox(config.outbox_dir).write_now(inside, data)
+                result.files.append(ExportFile(display_path(inside), data, inside, only, len(rows)))
 
         if rows:
             outbox = Outbox(config.outbox_dir)
@@ -286,4 +362,4 @@ def export(
     return result
 
 
-__all__ = ["BUFFER_COLUMNS", "CSV_COLUMNS", "FORMATS", "ExportResult", "export"]
+__all__ = ["BUFFER_COLUMNS", "CSV_COLUMNS", "FORMATS", "ExportFile", "ExportResult", "export"]

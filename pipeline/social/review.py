@@ -133,14 +133,80 @@ def _refuse(draft: Draft, message: str) -> KrimppostError:
     return KrimppostError([Problem(display_path(draft.path), None, message)])
 
 
-def approve(config: Config, draft_id: str, by: str | None, now: datetime) -> DraftView:
+class EditConflict(KrimppostError):
+    """The file changed since the editor loaded it (a hand edit, another person, a build):
+    nothing is written, and `current` is the text the file has now."""
+
+    def __init__(self, draft: Draft) -> None:
+        super().__init__(
+            [
+                Problem(
+                    display_path(draft.path),
+                    None,
+                    "het concept is gewijzigd sinds je het opende; je tekst is niet opgeslagen",
+                )
+            ]
+        )
+        self.current = draft.text
+
+
+def _current(config: Config, draft_id: str, expected: str | None) -> tuple[Stored, Draft]:
+    """The stored draft in review; with `expected` (the digest the editor's page carried),
+    refused when the file has changed since."""
+    stored = find(config, draft_id)
+    assert stored.draft is not None
+    if expected is not None and stored.digest != expected:
+        raise EditConflict(stored.draft)
+    return stored, in_review(stored.draft)
+
+
+def _with_text(config: Config, draft: Draft, text: str, when: str) -> Draft:
+    """The draft with a new text (line ends as in the files); a changed text is reviewed
+    again, as a hand edit of the file is."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    if text == draft.text:
+        return draft
+    status = "pending" if draft.status in ("approved", "rejected") else draft.status
+    return replace(
+        draft,
+        text=text,
+        status=status,
+        approved_hash=None if status == "pending" else draft.approved_hash,
+        length=length(config.social[draft.platform], text),
+        updated=when,
+    )
+
+
+def save_text(
+    config: Config, draft_id: str, text: str, expected: str, now: datetime
+) -> tuple[DraftView, str]:
+    """Replace a draft's text, unless its file changed since the editor read it
+    (`expected`: that digest). The view and the text before."""
+    with locked(config):
+        stored, draft = _current(config, draft_id, expected)
+        edited = _with_text(config, draft, text, stamp(now, config))
+        if edited == draft:
+            return view(config, draft, now), draft.text
+        return _save(config, stored, edited, now), draft.text
+
+
+def approve(
+    config: Config,
+    draft_id: str,
+    by: str | None,
+    now: datetime,
+    text: str | None = None,
+    expected: str | None = None,
+) -> DraftView:
     """Approve the text as it is now: records who, when and the hash of the approved text.
+    With `text` (the desk), that text is saved and approved in one step, refused as a whole
+    when it is too long or the file changed since `expected`.
 
     A stale draft's suggestion is dismissed (approving keeps the current text)."""
     with locked(config):
-        stored = find(config, draft_id)
-        assert stored.draft is not None
-        draft = in_review(stored.draft)
+        stored, draft = _current(config, draft_id, expected)
+        if text is not None:
+            draft = _with_text(config, draft, text, stamp(now, config))
         if draft.status == "withdrawn":
             raise _refuse(
                 draft,
@@ -175,13 +241,18 @@ def approve(config: Config, draft_id: str, by: str | None, now: datetime) -> Dra
         return _save(config, stored, approved, now)
 
 
-def reject(config: Config, draft_id: str, by: str | None, reason: str, now: datetime) -> DraftView:
+def reject(
+    config: Config,
+    draft_id: str,
+    by: str | None,
+    reason: str,
+    now: datetime,
+    expected: str | None = None,
+) -> DraftView:
     if not reason.strip():
         raise UsageError("geef een reden op met --reason")
     with locked(config):
-        stored = find(config, draft_id)
-        assert stored.draft is not None
-        draft = in_review(stored.draft)
+        stored, draft = _current(config, draft_id, expected)
         if draft.status == "withdrawn":
             raise _refuse(
                 draft, f"het concept is al ingetrokken ({draft.withdrawn_reason}); niets te doen"
@@ -201,12 +272,12 @@ def reject(config: Config, draft_id: str, by: str | None, reason: str, now: date
         return _save(config, stored, rejected, now)
 
 
-def take_suggestion(config: Config, draft_id: str, now: datetime) -> DraftView:
+def take_suggestion(
+    config: Config, draft_id: str, now: datetime, expected: str | None = None
+) -> DraftView:
     """Replace a stale draft's text by its suggestion; it is then pending and unedited."""
     with locked(config):
-        stored = find(config, draft_id)
-        assert stored.draft is not None
-        draft = in_review(stored.draft)
+        stored, draft = _current(config, draft_id, expected)
         if draft.suggestion is None:
             raise _refuse(
                 draft,
@@ -235,6 +306,7 @@ def take_suggestion(config: Config, draft_id: str, now: datetime) -> DraftView:
 
 __all__ = [
     "STATUSES",
+    "EditConflict",
     "approve",
     "default_reviewer",
     "find",
@@ -243,6 +315,7 @@ __all__ = [
     "parse_platform",
     "parse_status",
     "reject",
+    "save_text",
     "show",
     "take_suggestion",
 ]

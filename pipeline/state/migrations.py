@@ -245,12 +245,19 @@ def _shared_services(conn: Connection) -> None:
     schema.rate_hits.create(conn)
 
 
+def _desk(conn: Connection) -> None:
+    """11: the desk's accounts, sessions and audit log."""
+    for table in (schema.desk_users, schema.desk_sessions, schema.audit_log):
+        table.create(conn)
+
+
 # Step n (counted from 1) leads from schema version n - 1 to n; the first ones are the
 # SQLite scripts above.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _issue_item_hashes,
     _send_claims,
     _shared_services,
+    _desk,
 )
 LATEST = len(SQLITE_SCRIPTS) + len(STEPS)
 

@@ -272,5 +272,50 @@ rate_hits = Table(
     Index("rate_hits_at", "at"),
 )
 
+# The desk's accounts (pipeline/desk/accounts.py): an Argon2id hash, never a password;
+# wrong passwords in a row and, after five, until when (POSIX seconds) the account is locked.
+DESK_ROLES = ("communicatie", "redacteur", "beheerder")
+desk_users = Table(
+    "desk_users",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("email", Text),
+    Column("created_at", Text, nullable=False),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("locked_until", Float),
+    _one_of("role", DESK_ROLES),
+    **_NO_ROWID,
+)
+
+# Signed-in sessions: the key is a hash of the cookie's random id, so a copy of the store
+# does not sign anybody in; `seen` (POSIX seconds) moves with every request (idle expiry).
+desk_sessions = Table(
+    "desk_sessions",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("user_name", Text, nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("seen", Float, nullable=False),
+    Index("desk_sessions_user", "user_name"),
+    **_NO_ROWID,
+)
+
+# What people did in the desk: who, when (UTC text), what, on what (a draft id, an issue
+# number, an account), and the details as JSON (a text before and after, a reason).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Text, nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject", Text, nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Index("audit_log_subject", "subject", "id"),
+)
+
 # The schema version (pipeline/state/migrations.py); one row.
 version_table = Table("krimppost_schema", metadata, Column("version", Integer, nullable=False))
