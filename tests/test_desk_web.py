@@ -178,6 +178,10 @@ def test_the_counter_is_the_servers_and_an_overlong_draft_is_not_approved(desk: 
     csrf, digest = csrf_of(page), digest_of(page)
     assert re.search(r'<label for="tekst">Tekst</label>', page)
     assert re.search(r"\d+ van 280", page)
+    # The link card shows the summary the item's built page gives the platforms.
+    assert re.search(
+        r"<span>Een middag over sloop, samenvoeging en transformatie[^<]*</span>", page
+    )
     long_text = "Krimp " * 60  # 360 characters
     count = c.post(
         f"/social/{X_DRAFT}/tellen", data={"tekst": long_text}, headers={"X-CSRF-Token": csrf}

@@ -27,6 +27,7 @@ from pipeline.config import Config
 from pipeline.desk.accounts import Accounts, Session
 from pipeline.errors import KrimppostError
 from pipeline.outbox import Outbox
+from pipeline.publish import item_path
 from pipeline.social import export as exporting
 from pipeline.social import review
 from pipeline.social.counting import UNITS, length
@@ -355,11 +356,17 @@ def routes(desk: Desk) -> list[Route]:
     ]
 
 
-def _summary(desk: Desk, item_id: str) -> str:
-    """The item's summary for the link card, as its Open Graph description says."""
-    try:
-        from pipeline.desk import preview
+_OG_DESCRIPTION = regex.compile(r'<meta property="og:description" content="([^"]*)">')
 
-        return preview.summary(desk.config, item_id)
-    except (ImportError, AttributeError, KrimppostError):
+
+def _summary(desk: Desk, item_id: str) -> str:
+    """The summary of the link card: the Open Graph description of the item's built page,
+    which is what a platform reads when it makes the card ("" before the first build)."""
+    page = desk.config.outbox_dir / "site" / item_path(item_id) / "index.html"
+    try:
+        with page.open("rb") as f:
+            head = f.read(16_384).decode("utf-8", "replace")
+    except OSError:
         return ""
+    found = _OG_DESCRIPTION.search(head)
+    return html.unescape(found.group(1)) if found else ""
