@@ -40,8 +40,8 @@ class LazyGroup(KrimppostGroup):
         "subscribers": "pipeline.commands.subscribers:subscribers",
         "serve": "pipeline.commands.serve:serve",
         "state": "pipeline.commands.state:state",
-        "users": "pipeline.commands.users:users",
-        "desk": "pipeline.commands.desk:desk",
+        "users": "pipeline.desk.users_command:users",
+        "desk": "pipeline.desk.desk_command:desk",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 # The fingerprint of what shapes output is made of the settings, so it sits with them; the
 # stores (state, outbox) below the publication decision, which reads the records of earlier
 # builds; the renderers below social and delivery, which render with them; what the service
-# and `status` share (schedule.py) below the verbs, among them the service (commands/run.py).
+# and `status` share (schedule.py) below the verbs, among them the service (commands/run.py);
+# the desk (a web app that compiles and approves as the verbs do, with its own two verbs) on top.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "base",
@@ -38,8 +39,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("social", ("pipeline.social.*",)),
     ("delivery", ("pipeline.delivery.*",)),
     ("schedule", ("pipeline.schedule",)),
-    ("desk", ("pipeline.desk.*",)),
     ("commands", ("pipeline.commands.*",)),
+    ("desk", ("pipeline.desk.*",)),
     ("cli", ("pipeline.cli", "pipeline.__main__")),
 )
 

@@ -284,6 +284,54 @@ def _candidates(
     return online, waiting
 
 
+def _take(
+    config: Config, online: list[Entry], waiting: list[Entry], now: datetime
+) -> tuple[list[Entry], list[Entry]]:
+    """(the items of the next issue, its agenda: every upcoming event online)."""
+    chosen = waiting[: config.newsletter.max_items]
+    if not chosen:
+        return [], []
+    agenda = sorted(
+        (e for e in online if e.item.event is not None and not _ended(e, now)),
+        key=lambda e: (e.item.event.start, e.id),  # type: ignore[union-attr]
+    )
+    return chosen, agenda
+
+
+@dataclass(frozen=True)
+class NextIssue:
+    """What `newsletter compile` would take now, worked out without making anything."""
+
+    concept: IssueRecord | None  # waiting for approval: the compile would refuse
+    items: tuple[Entry, ...]
+    agenda: tuple[Entry, ...]
+    waiting: int  # left for the issue after it by max_items
+    before_horizon: int
+    warnings: tuple[str, ...]
+
+
+def next_issue(root: Path, now: datetime) -> NextIssue:
+    """The next compile's choice, as `compile_issue` makes it, read-only (the desk shows it;
+    nothing is allocated, rendered or written)."""
+    config = load_config(root)
+    now = config.moment(now)
+    content = read_content(config)
+    with StateStore.of(config) as state:
+        issues = IssueStore(state)
+        report = CompileReport(number=None)
+        concept = _concept_waiting(config, issues)
+        online, waiting = _candidates(config, state, issues, content, now, report)
+    chosen, agenda = _take(config, online, waiting, now)
+    return NextIssue(
+        concept,
+        tuple(chosen),
+        tuple(agenda),
+        len(waiting) - len(chosen),
+        report.before_horizon,
+        tuple(report.warnings),
+    )
+
+
 def _dutch(number: int) -> str:
     return f"{number:,}".replace(",", ".")
 
@@ -359,13 +407,9 @@ def compile_issue(root: Path, now: datetime) -> CompileReport:
                     f"de berichten terug (krimppost newsletter discard {concept.number})"
                 )
             online, waiting = _candidates(config, state, issues, content, now, report)
-            chosen = waiting[: config.newsletter.max_items]
+            chosen, agenda = _take(config, online, waiting, now)
             report.waiting = len(waiting) - len(chosen)
             if chosen:
-                agenda = sorted(
-                    (e for e in online if e.item.event is not None and not _ended(e, now)),
-                    key=lambda e: (e.item.event.start, e.id),  # type: ignore[union-attr]
-                )
                 with issues.allocate(
                     [(e.id, entry_to_json(e)) for e in chosen],
                     lambda n: subject_for(config, n, now),

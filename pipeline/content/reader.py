@@ -392,6 +392,23 @@ def read_content(
     return ContentSet(tuple(items), tuple(sorted(problems, key=Problem.sort_key)), len(fresh))
 
 
+def read_one(config: Config, relative: str, base_url: str) -> ParseResult:
+    """One item file (`content/…`) read and validated as `read_content` reads it, its own
+    files addressed under `base_url`: the desk's preview shows a draft's images from
+    content/, before any build has published them. Nothing is cached."""
+    settings = replace(settings_for(config), base_url=base_url)
+    try:
+        data = confine.read_inside(config.root / relative, config.content_dir.resolve(), "content/")
+    except confine.Refused as exc:
+        return ParseResult(None, (Problem(relative, None, str(exc)),))
+    except OSError as exc:
+        return ParseResult(
+            None, (Problem(relative, None, f"kan niet lezen: {confine.reason(exc)}"),)
+        )
+    result = _parse_all([(relative, data)], settings, config)[relative]
+    return _resolve_files(result, config.content_dir, base_url)
+
+
 # Python-Markdown's worst cases grow with (Markdown syntax characters) x (length): 1,000 `[`
 # in 32 KB take 3 s. Below this product a file takes at most ~0.4 s and is parsed here; above
 # it (no real item comes near: the bench corpus peaks at 0.9 million) it goes to a process that

@@ -21,11 +21,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.config import Config, ConfigError
 from pipeline.delivery import smtp
 from pipeline.delivery.smtp import Stop, envelope_sender, signer_for, smtp_problems
 from pipeline.errors import UsageError
+
+if TYPE_CHECKING:
+    from pipeline.state import IssueRecord
 
 PREFIX = "[PROEF] "
 _SPLIT = re.compile(r"[,;\s]+")
@@ -105,9 +109,6 @@ def send_proof(
 ) -> ProofReport:
     """Send issue N (default: the latest) as a proof to `addresses` only."""
     from pipeline.config import load_config, newsletter_problems
-    from pipeline.render import templates
-    from pipeline.render.message import unsubscribe_base
-    from pipeline.render.newsletter import TOKEN_PLACEHOLDER, render, view_of
     from pipeline.state import IssueStore, StateStore
 
     config = load_config(root)
@@ -121,6 +122,34 @@ def send_proof(
         record = issues.chosen(number)
         number = record.number
 
+    shown = render_for(config, record, chosen)
+    report = ProofReport(
+        number,
+        PREFIX + record.subject,
+        shown.tracks,
+        awaiting_approval=config.newsletter.approval and not record.approved,
+    )
+    _transmit_all(config, report, recipients, shown.text, shown.html)
+    return report
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An issue as a subscriber of some tracks gets it (with the token of nobody)."""
+
+    tracks: tuple[str, ...]  # the tracks whose sections and events it shows, in config order
+    text: str
+    html: str
+
+
+def render_for(config: Config, record: IssueRecord, chosen: frozenset[str] | None) -> Shown:
+    """Issue `record` as `send` renders it for a subscriber of `chosen` (None: of every
+    track it has): the proof and the desk's view of an issue."""
+    from pipeline.render import templates
+    from pipeline.render.message import unsubscribe_base
+    from pipeline.render.newsletter import TOKEN_PLACEHOLDER, render, view_of
+
+    number = record.number
     view = view_of(config, record)
     issue_tracks = [s.track for s in view.sections]
     # What `send` shows a subscriber: the sections and agenda events of their tracks.
@@ -140,17 +169,11 @@ def send_proof(
     base = unsubscribe_base(config)
     rendered = render(env, config, view.for_tracks(shown), base + TOKEN_PLACEHOLDER)
     # The token of nobody: the general unsubscribe page, as in the list copy.
-    text = rendered.text.replace(TOKEN_PLACEHOLDER, "")
-    html = rendered.html.replace(TOKEN_PLACEHOLDER, "")
-
-    report = ProofReport(
-        number,
-        PREFIX + record.subject,
+    return Shown(
         tuple(t for t in config.tracks if t in shown),
-        awaiting_approval=config.newsletter.approval and not record.approved,
+        rendered.text.replace(TOKEN_PLACEHOLDER, ""),
+        rendered.html.replace(TOKEN_PLACEHOLDER, ""),
     )
-    _transmit_all(config, report, recipients, text, html)
-    return report
 
 
 def _message(

@@ -164,6 +164,19 @@ class Accounts:
         if not self._call(change):
             raise UsageError(f"gebruiker {name!r} bestaat niet")
 
+    def set_email(self, name: str, email: str | None) -> None:
+        """The address a proof of the newsletter goes to (None: none)."""
+        stamp = self._stamp()
+
+        def change(rows: DeskRows) -> bool:
+            if not rows.set_email(name, email):
+                return False
+            rows.audit(stamp, "krimppost users", "e-mailadres gewijzigd", name, {"adres": email})
+            return True
+
+        if not self._call(change):
+            raise UsageError(f"gebruiker {name!r} bestaat niet")
+
     def list(self) -> list[tuple[User, float | None]]:
         """Every account and until when it is locked (None: not locked)."""
         now = self.clock()

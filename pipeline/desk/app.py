@@ -1,13 +1,13 @@
-"""`krimppost desk`: the staff's web app (social review so far; the editors' preview and
-the newsletter pages of issue 17 are still to come).
+"""`krimppost desk`: the staff's web app: social review, the editors' preview, the
+newsletter.
 
 A Starlette application beside `serve` (which stays the public part). Every page but
 `/inloggen` needs a session (pipeline/desk/auth.py); what a role may do is checked here, on
 the server, for every request (403 otherwise), whatever the pages show. Pages are Dutch,
 rendered from `templates/desk/` (a project may override them as any template).
 
-The routes of each part are in their own module (social_pages so far); this one holds
-what they share: the gate, the page shell, the audit.
+The routes of each part are in their own module (social_pages, preview_pages,
+newsletter_pages); this one holds what they share: the gate, the page shell, the audit.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -38,6 +38,10 @@ from pipeline.desk.auth import Gate, client_of, cross_site, safe_next
 from pipeline.render import templates
 from pipeline.state import StateStore, StoreAddress
 
+if TYPE_CHECKING:
+    import jinja2
+
+T = TypeVar("T")
 log = logging.getLogger("krimppost.desk")
 
 MAX_BODY = 65_536  # a post's text and a reason, with room to spare
@@ -47,19 +51,25 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
-    # Link cards show an item's image from the public site; scripts only the desk's own.
+    # Link cards and previews show an item's image (a podcast its audio) from the public
+    # site; scripts only the desk's own.
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; "
+        "default-src 'self'; img-src 'self' https: data:; media-src 'self' https:; "
+        "frame-ancestors 'none'; "
         "form-action 'self'; base-uri 'none'"
     ),
 }
-# The editors' preview (`/voorbeeld`, right "preview") and the newsletter pages
-# (`/nieuwsbrief`, right "newsletter") of issue 17 are not built yet.
 NAVIGATION = (
     ("/social", "Sociale media", "social"),
+    ("/voorbeeld", "Voorbeeld", "preview"),
+    ("/nieuwsbrief", "Nieuwsbrief", "newsletter"),
     ("/logboek", "Logboek", "audit"),
 )
-STATIC = {"desk.css": "text/css; charset=utf-8", "desk.js": "text/javascript; charset=utf-8"}
+STATIC = {
+    "desk.css": "text/css; charset=utf-8",
+    "desk.js": "text/javascript; charset=utf-8",
+    "voorbeeld.css": "text/css; charset=utf-8",
+}
 
 Handler = Callable[[Request, Session, FormData | None], Awaitable[Response]]
 
@@ -93,6 +103,11 @@ class Desk:
     def render(self, name: str, **context: Any) -> str:
         with self._env_lock:  # one Jinja environment, rendered from worker threads
             return templates.render(self.env, f"desk/{name}", **context)
+
+    def with_env(self, work: Callable[[jinja2.Environment], T]) -> T:
+        """`work` with the desk's template environment (site templates too), one at a time."""
+        with self._env_lock:
+            return work(self.env)
 
     def page(
         self,
@@ -250,7 +265,7 @@ class Desk:
     # the application ---------------------------------------------------------------------
 
     def starlette(self) -> Starlette:
-        from pipeline.desk import social_pages
+        from pipeline.desk import newsletter_pages, preview_pages, social_pages
 
         routes: list[Any] = [
             Route("/inloggen", self.login_form, methods=["GET"]),
@@ -260,6 +275,8 @@ class Desk:
             Route("/logboek", self.guarded("audit", self.audit_log), methods=["GET"]),
             Route("/static/{name}", self.static, methods=["GET"]),
             *social_pages.routes(self),
+            *preview_pages.routes(self),
+            *newsletter_pages.routes(self),
         ]
 
         async def not_found(request: Request, exc: Exception) -> Response:

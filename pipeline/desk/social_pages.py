@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import regex
@@ -23,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipeline.config import Config
-from pipeline.desk.accounts import Accounts, Session
+from pipeline.desk.accounts import Session
+from pipeline.desk.shell import Desk
 from pipeline.errors import KrimppostError
 from pipeline.outbox import Outbox
 from pipeline.publish import item_path
@@ -39,31 +38,6 @@ from pipeline.social.reviewpage import (
     month_of,
     view,
 )
-
-
-class Desk(Protocol):
-    """What these pages use of the desk (pipeline/desk/app.py), which imports them."""
-
-    config: Config
-    clock: Callable[[], datetime]
-    accounts: Accounts
-
-    def reload(self) -> Config: ...
-    def page(
-        self,
-        session: Session | None,
-        name: str,
-        title: str,
-        status: int = 200,
-        current: str = "",
-        **context: Any,
-    ) -> Response: ...
-    def notice(
-        self, session: Session | None, title: str, status: int, *paragraphs: str
-    ) -> Response: ...
-    def audit(self, session: Session, action: str, subject: str, **detail: Any) -> None: ...
-    def guarded(self, right: str | None, handler: Any) -> Callable[[Request], Any]: ...
-
 
 PAGE_SIZE = 100
 WAITING = ("pending", "stale")

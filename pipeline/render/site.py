@@ -96,6 +96,7 @@ class Site:
         fingerprint: str,
         issues: Sequence[IssueLink] = (),
         redirects: Sequence[tuple[str, str]] = (),
+        base_path: str | None = None,
     ) -> None:
         self.config = config
         self.redirects = redirects  # (old item folder, URL of the item now), see publish.py
@@ -108,7 +109,8 @@ class Site:
         self.issues = issues
         # Key of each file in the outbox now: an asset that cannot be read keeps its copy.
         self.previous_keys: dict[str, str] = {}
-        self.base_path = urlsplit(config.site.base_url).path or "/"
+        # Where links of the pages point: the site's own path, or the desk's preview of it.
+        self.base_path = base_path or urlsplit(config.site.base_url).path or "/"
         self.track_labels = {t.id: t.label for t in config.tracks.values()}
         self.tracks = [
             {
@@ -253,13 +255,13 @@ class Site:
             Output(
                 f"site/{entry.path}index.html",
                 hashlib.blake2b((prefix + entry.key).encode(), digest_size=16).hexdigest(),
-                functools.partial(self._render_item, entry),
+                functools.partial(self.render_item, entry),
                 1,
             )
             for entry in self.entries
         ]
 
-    def _render_item(self, entry: Entry) -> bytes:
+    def render_item(self, entry: Entry) -> bytes:
         item = entry.item
         known = item.track in self.track_labels
         track = (

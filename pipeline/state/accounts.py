@@ -89,6 +89,11 @@ class DeskRows:
         self.conn.execute(delete(_s).where(_s.c.user_name == name))
         return self.conn.execute(delete(_u).where(_u.c.name == name)).rowcount > 0
 
+    def set_email(self, name: str, email: str | None) -> bool:
+        return (
+            self.conn.execute(update(_u).where(_u.c.name == name).values(email=email)).rowcount > 0
+        )
+
     def set_password(self, name: str, password_hash: str) -> bool:
         """A new hash unlocks the account and ends its sessions."""
         self.conn.execute(delete(_s).where(_s.c.user_name == name))

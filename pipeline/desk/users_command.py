@@ -52,9 +52,18 @@ def _password(from_stdin: bool) -> str:
     )
 
 
+def _address(email: str) -> str:
+    from pipeline.delivery.subscribers import AddressError, normalise
+
+    try:
+        return normalise(email).email
+    except AddressError as exc:
+        raise UsageError(str(exc)) from None
+
+
 @click.group(cls=KrimppostGroup)
 def users() -> None:
-    """Accounts van de desk beheren: toevoegen, tonen, verwijderen, wachtwoord wijzigen."""
+    """Accounts van de desk beheren: toevoegen, tonen, verwijderen, wachtwoord of e-mailadres wijzigen."""
 
 
 @users.command("add")
@@ -68,12 +77,7 @@ def add(name: str, role: str, email: str | None, password_stdin: bool, root: Pat
     """Maak account NAAM met een rol; het wachtwoord wordt gevraagd."""
     accounts = _accounts(root)
     if email is not None:
-        from pipeline.delivery.subscribers import AddressError, normalise
-
-        try:
-            email = normalise(email).email
-        except AddressError as exc:
-            raise UsageError(str(exc)) from None
+        email = _address(email)
     user = accounts.add(name, role, _password(password_stdin), email)
     click.echo(f"account {user.name} aangemaakt (rol {user.role})")
 
@@ -118,3 +122,15 @@ def passwd(name: str, password_stdin: bool, root: Path) -> None:
         raise UsageError(f"gebruiker {name!r} bestaat niet")
     accounts.set_password(name, _password(password_stdin))
     click.echo(f"wachtwoord van {name} gewijzigd")
+
+
+@users.command("email")
+@click.argument("name", metavar="NAAM")
+@click.argument("email", metavar="[ADRES]", required=False)
+@_root_option
+@_reports_errors
+def email_(name: str, email: str | None, root: Path) -> None:
+    """Zet het e-mailadres van NAAM (daar gaan proeven van de nieuwsbrief heen); zonder
+    ADRES wordt het gewist."""
+    _accounts(root).set_email(name, _address(email) if email else None)
+    click.echo(f"e-mailadres van {name}: {email or 'geen'}")
