@@ -22,7 +22,8 @@ from pipeline.commands.options import _reports_errors, _root_option
 @click.option("--port", default=8001, show_default=True, type=int, help="Poort.")
 @_reports_errors
 def desk(root: Path, host: str, port: int) -> None:
-    """Start de desk: sociale media beoordelen en het logboek (met inloggen)."""
+    """Start de desk: sociale media beoordelen, items vooraf bekijken, de nieuwsbrief
+    samenstellen, proeven en goedkeuren, en het logboek (met inloggen)."""
     import uvicorn
 
     from pipeline.desk.app import Desk

@@ -1,7 +1,9 @@
 """The desk in Chromium (issue 17): sign in through the labels, the counter going over 280
 and "Goedkeuren" refused, fix, save, approve, export, a hand edit between loading and
-saving refused with both texts, five wrong passwords, axe-core on every desk page, and no
-page wider than 320 px.
+saving refused with both texts, five wrong passwords; an editor's preview of a draft that
+reloads itself when the file is saved; a newsletter issue per track selection, a proof into
+a real SMTP server (aiosmtpd) and its approval; axe-core on every desk page, and no page
+wider than 320 px.
 
 `krimppost desk` runs as a process on a copy of the sample project, as staff would run it."""
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from test_proof import Recorder, Sink, set_smtp
 
 from .conftest import NOW, REPO, axe_violations, describe
 
@@ -34,6 +37,23 @@ class DeskServer:
     root: Path
     base: str
     x_draft: str  # <item>/x of a draft the sample build made
+    recorder: Recorder  # what the SMTP server the desk sends proofs to received
+
+
+DRAFT_ID = "wrb-concept-voor-het-voorbeeld"
+DRAFT = """\
+---
+title: Concept voor het voorbeeld
+date: 2026-11-20
+kind: finding
+track: wrb
+summary: Een bevinding die nog niet online mag.
+draft: true
+image: /afbeeldingen/wrb-bevinding-voorzieningen-stippen.png
+image_alt: Stippen op een kaart van Nederland
+---
+De tekst van het concept.
+"""
 
 
 def _free_port() -> int:
@@ -61,8 +81,15 @@ def desk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer
     config = (REPO / "config.toml").read_text(encoding="utf-8")
     # The sample items are older than the social horizon of a build at NOW: reach back.
     config = config.replace("[social.x]\n", "[social]\nlookback_days = 36500\n\n[social.x]\n", 1)
+    # Issues wait for a person's approval, as in a real newsroom.
+    config = config.replace("approval = false", "approval = true")
     (root / "config.toml").write_text(config, encoding="utf-8")
     _cli(root, "build", "--now", NOW.isoformat())
+    _cli(root, "newsletter", "compile", "--now", NOW.isoformat())
+    (root / "content" / "wrb" / "concept-voor-het-voorbeeld.md").write_text(DRAFT, encoding="utf-8")
+    recorder = Recorder()
+    sink = Sink(recorder)
+    set_smtp(root, sink.port)
     for name, role in (("carla", "communicatie"), ("rick", "redacteur"), ("bea", "beheerder")):
         _cli(
             root,
@@ -94,10 +121,11 @@ def desk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer
                 break
             except OSError:
                 time.sleep(0.1)
-        yield DeskServer(root, base, x_draft)
+        yield DeskServer(root, base, x_draft, recorder)
     finally:
         process.terminate()
         process.wait(timeout=10)
+        sink.close()
 
 
 @pytest.fixture
@@ -205,7 +233,15 @@ def test_every_desk_page_passes_axe_and_fits_320_px(
         clean(page)
         fits(page)
         sign_in(page, desk, "bea")
-        for path in ("/social", f"/social/{desk.x_draft}", "/logboek"):
+        for path in (
+            "/social",
+            f"/social/{desk.x_draft}",
+            "/logboek",
+            "/voorbeeld",
+            f"/voorbeeld/{DRAFT_ID}",
+            "/nieuwsbrief",
+            "/nieuwsbrief/1?traject=woningmarkt",
+        ):
             response = page.goto(desk.base + path)
             assert response is not None and response.status == 200, path
             clean(page)
@@ -229,3 +265,67 @@ def test_five_wrong_passwords_lock_the_account(tab: Page, desk_server: DeskServe
         c["name"] != "krimppost_desk" for c in tab.context.cookies()
     )
     _cli(desk.root, "users", "passwd", "rick", "--password-stdin", stdin=PASSWORD + "\n")
+
+
+@pytest.mark.browser
+def test_a_draft_previews_with_its_banner_and_reloads_when_its_file_is_saved(
+    tab: Page, desk_server: DeskServer
+) -> None:
+    desk = desk_server
+    sign_in(tab, desk, "rick", "/voorbeeld")
+    clean(tab)
+    row = tab.get_by_role("row").filter(has_text="Concept voor het voorbeeld")
+    assert "concept" in row.inner_text()
+    row.get_by_role("link", name="Concept voor het voorbeeld").click()
+    tab.wait_for_load_state("load")
+    assert tab.url.endswith(f"/voorbeeld/{DRAFT_ID}")
+    banner = tab.locator(".krimppost-voorbeeld")
+    assert "Voorbeeld: deze pagina is niet online." in banner.inner_text()
+    assert "concept" in banner.inner_text()
+    assert tab.get_by_role("heading", level=1).inner_text() == "Concept voor het voorbeeld"
+    # The site's stylesheet and the draft's image, served by the desk (nothing is built).
+    assert tab.evaluate("document.styleSheets.length") >= 2
+    image = tab.locator("figure img")
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    clean(tab)
+    assert not (desk.root / "outbox" / "site" / "berichten" / DRAFT_ID).exists()
+    source = desk.root / "content" / "wrb" / "concept-voor-het-voorbeeld.md"
+    time.sleep(0.3)  # past the page's first poll, so the change is one it has to notice
+    source.write_text(DRAFT.replace("title: Concept voor", "title: Herzien concept voor"))
+    saved = time.monotonic()
+    tab.get_by_role("heading", level=1, name="Herzien concept voor het voorbeeld").wait_for(
+        timeout=5_000
+    )
+    assert time.monotonic() - saved <= 2.0, "the preview took longer than 2 s to follow"
+    source.write_text(DRAFT)
+
+
+@pytest.mark.browser
+def test_an_issue_per_track_selection_a_proof_and_approval(
+    tab: Page, desk_server: DeskServer
+) -> None:
+    desk = desk_server
+    sign_in(tab, desk, "rick", "/nieuwsbrief")
+    clean(tab)
+    tab.get_by_role("link", name="1", exact=True).click()
+    tab.wait_for_load_state("load")
+    assert "concept, wacht op goedkeuring" in tab.locator("main").inner_text()
+    tab.get_by_label("Woningmarkt in krimpregio's").check()
+    tab.get_by_role("button", name="Tonen").click()
+    tab.wait_for_load_state("load")
+    frame = tab.frame_locator("iframe.mail")
+    frame.locator("body").wait_for()
+    assert "WONINGMARKT IN KRIMPREGIO'S" in tab.locator("pre.tekstversie").text_content()
+    assert "KLIMAAT- EN ENERGIETRANSITIE" not in tab.locator("pre.tekstversie").text_content()
+    clean(tab)
+    tab.get_by_role("button", name="Proef sturen").click()
+    tab.wait_for_load_state("load")
+    assert "proef van nieuwsbrief 1" in tab.locator("[role=status]").inner_text()
+    assert desk.recorder.received()["rick@example.org"] == 1
+    proof = desk.recorder.message_for("rick@example.org")
+    assert proof["Subject"].startswith("[PROEF] ")
+    tab.get_by_role("button", name="Goedkeuren").click()
+    tab.wait_for_load_state("load")
+    assert "goedgekeurd door rick" in tab.locator("[role=status]").inner_text()
+    assert (desk.root / "outbox" / "site" / "nieuwsbrief" / "1" / "index.html").is_file()
+    clean(tab)
