@@ -268,6 +268,47 @@ def test_a_hand_edit_between_loading_and_saving_is_never_overwritten(desk: Path)
     assert answer.status_code == 409 and draft_status(desk) == "pending"
 
 
+def test_a_build_that_changes_the_draft_between_loading_and_saving_loses_no_edit(
+    desk: Path, project: Project
+) -> None:
+    c = client(desk)
+    sign_in(c, "carla")
+    page = c.get(f"/social/{X_DRAFT}").text
+    before = (desk / "outbox" / "social" / f"{X_DRAFT}.md").read_bytes()
+    # The item's title changes and a build runs: the draft gets a new suggestion.
+    project.write(
+        ITEM_PATH, ITEM.replace("Masterclass: transformatie", "Masterclass: herstructurering")
+    )
+    build_at(project, "2026-11-05T13:00")
+    assert (desk / "outbox" / "social" / f"{X_DRAFT}.md").read_bytes() != before
+    answer = c.post(
+        f"/social/{X_DRAFT}",
+        data={
+            "actie": "opslaan",
+            "tekst": "Mijn versie tijdens de build",
+            "digest": digest_of(page),
+            "csrf": csrf_of(page),
+        },
+    )
+    assert answer.status_code == 409
+    assert "Mijn versie tijdens de build" in answer.text  # what was typed is shown back
+    assert "Mijn versie tijdens de build" not in draft_text(desk)
+    # Saved again from the fresh page, it is kept, and the next build keeps it too.
+    fresh = c.get(f"/social/{X_DRAFT}").text
+    answer = c.post(
+        f"/social/{X_DRAFT}",
+        data={
+            "actie": "opslaan",
+            "tekst": "Mijn versie tijdens de build",
+            "digest": digest_of(fresh),
+            "csrf": csrf_of(fresh),
+        },
+    )
+    assert answer.status_code == 303  # saved; back to the draft's page
+    build_at(project, "2026-11-05T14:00")
+    assert draft_text(desk) == "Mijn versie tijdens de build"
+
+
 def test_the_trusted_header_counts_only_from_a_trusted_proxy_and_for_an_account(
     desk: Path,
 ) -> None:

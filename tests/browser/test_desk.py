@@ -329,3 +329,24 @@ def test_an_issue_per_track_selection_a_proof_and_approval(
     assert "goedgekeurd door rick" in tab.locator("[role=status]").inner_text()
     assert (desk.root / "outbox" / "site" / "nieuwsbrief" / "1" / "index.html").is_file()
     clean(tab)
+
+
+@pytest.mark.browser
+def test_the_server_refuses_a_forbidden_role_and_a_form_without_its_token(
+    tab: Page, desk_server: DeskServer
+) -> None:
+    desk = desk_server
+    sign_in(tab, desk, "rick", "/nieuwsbrief")
+    csrf = tab.locator('input[name="csrf"]').first.input_value()
+    # A redacteur has no button for it, and building the request by hand does not help.
+    answer = tab.request.post(
+        f"{desk.base}/social/{desk.x_draft}", form={"actie": "goedkeuren", "csrf": csrf}
+    )
+    assert answer.status == 403
+    tab.context.clear_cookies()
+    sign_in(tab, desk, "carla", f"/social/{desk.x_draft}")
+    # The form with its token field removed, as a forged form would be.
+    tab.evaluate("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
+    tab.get_by_role("button", name="Opslaan").click()
+    tab.wait_for_load_state("load")
+    assert "Formulier verlopen" in tab.locator("h1").inner_text()
