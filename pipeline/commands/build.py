@@ -102,7 +102,7 @@ def build(
                 )
                 report.seconds = time.perf_counter() - started_wall
                 return report
-        from pipeline.social.compose import override_problems
+        from pipeline.commands.check import item_problems
         from pipeline.social.drafts import sync_drafts
 
         content = read_content(config, files=files)
@@ -124,7 +124,7 @@ def build(
             )
             report = BuildReport(
                 publication,
-                (*override_problems(config, content.items), *content.problems),
+                (*item_problems(config, content.items), *content.problems),
                 warnings=(*file_problems(config),),
             )
             changed = _write(config, outbox, outputs, previous, report)

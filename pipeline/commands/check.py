@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from pipeline.config import Config, file_problems, load_config
-from pipeline.content.model import ItemState
+from pipeline.content import taxonomy
+from pipeline.content.model import Item, ItemState
 from pipeline.content.reader import ContentSet, read_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.horizon import EARLIEST, Horizons, count_before, horizons
@@ -77,15 +79,21 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
+def item_problems(config: Config, items: Sequence[Item]) -> list[Problem]:
+    """Problems of valid items that do not keep them offline (they publish; `check` and
+    `build` exit 1): over-long social overrides, two spellings of one region or topic."""
+    from pipeline.social.compose import override_problems
+
+    return [*override_problems(config, items), *taxonomy.collision_problems(items)]
+
+
 def check(root: Path, now: datetime) -> CheckReport:
     config = load_config(root)
     content = read_content(config)
     now = config.moment(now)
     by_state = content.by_state(now)
     counts = {state: len(items) for state, items in by_state.items()}
-    from pipeline.social.compose import override_problems
-
-    problems = [*file_problems(config), *override_problems(config, content.items)]
+    problems = [*file_problems(config), *item_problems(config, content.items)]
     try:  # the build reads every template first: what stops it there is a problem here too
         templates.fingerprint(templates.template_dirs(config.templates_dir))
     except KrimppostError as exc:

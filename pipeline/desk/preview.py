@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pipeline.commands.check import item_problems
 from pipeline.config import Config, file_problems
 from pipeline.content.model import Item, ItemState
 from pipeline.content.reader import derived_id, read_content, read_one
@@ -22,7 +23,6 @@ from pipeline.errors import KrimppostError, Problem
 from pipeline.publish import Entry, entry_id_for, item_path, online_entry
 from pipeline.render import templates
 from pipeline.render.site import Site
-from pipeline.social.compose import override_problems
 from pipeline.state import ItemRecord, StateStore, StoreAddress
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def overview(config: Config, now: datetime) -> Overview:
     records = _records(config)
     by_source = {r.source: r for r in records.values() if r.live}
     extra: dict[str, list[Problem]] = {}
-    for problem in override_problems(config, content.items):
+    for problem in item_problems(config, content.items):
         extra.setdefault(problem.path, []).append(problem)
     rows = []
     for item in content.items:

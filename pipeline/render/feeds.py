@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pipeline.config import Config
-from pipeline.content import confine
+from pipeline.content import confine, taxonomy
 from pipeline.content.reader import asset_url
 from pipeline.publish import Entry
 from pipeline.render.newsletter import IssueLink
@@ -33,7 +33,7 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 class FeedSpec:
     """One feed family (all items, or one track) and where its files go."""
 
-    folder: str  # "" or "<track>/"
+    folder: str  # "", "<track>/", "regios/<slug>/" or "onderwerpen/<slug>/"
     title: str
     description: str
     home: str  # absolute URL of the matching site page
@@ -55,6 +55,20 @@ def outputs(config: Config, entries: Sequence[Entry], fp: str) -> list[Output]:
                 tuple(e for e in entries if e.item.track == track.id),
             )
         )
+    for field in taxonomy.KINDS:
+        for term, members in taxonomy.grouped(field, entries, lambda e: e.item):
+            about = f"de regio {term.name}" if field == "regions" else term.name
+            specs.append(
+                (
+                    FeedSpec(
+                        term.path,
+                        f"{site.title}: {term.name}",
+                        f"Berichten over {about}",
+                        site.base_url + term.path,
+                    ),
+                    tuple(members),
+                )
+            )
     out: list[Output] = []
     for spec, selected in specs:
         chosen = selected[: config.feeds.length]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.config import Config
+from pipeline.content import taxonomy
 from pipeline.content.confine import inside, read_confined
 from pipeline.content.model import KIND_LABELS, KINDS
 from pipeline.publish import Entry
@@ -51,6 +52,7 @@ class Page:
     entries: Sequence[Entry]
     previous: str | None
     next: str | None
+    folder: str = ""  # the listing's first page
 
 
 def escape(text: str) -> str:
@@ -140,10 +142,14 @@ class Site:
         return urljoin(self.config.site.base_url, path)
 
     def feeds(self, track: str | None = None) -> list[dict[str, str]]:
+        if track is None:
+            return self.feeds_of(None)
+        return self.feeds_of((f"{track}/", self.track_labels[track]))
+
+    def feeds_of(self, family: tuple[str, str] | None) -> list[dict[str, str]]:
+        """The feeds a page announces: the site's, and (folder, label) of its own family."""
         out = []
-        for folder, label in [("", self.config.site.title)] + (
-            [(f"{track}/", self.track_labels[track])] if track else []
-        ):
+        for folder, label in [("", self.config.site.title)] + ([family] if family else []):
             out += [
                 {
                     "type": "application/rss+xml",
@@ -300,10 +306,20 @@ class Site:
         entries: Sequence[Entry],
         heading: str,
         intro: str,
-        track: str | None = None,
+        family: tuple[str, str] | None = None,
     ) -> list[Output]:
+        """A listing in pages of PAGE_SIZE; `family`: (feed folder, label) of its own feeds."""
         count = max(1, math.ceil(len(entries) / PAGE_SIZE))
         out = []
+        feed_links = (
+            {
+                "rss": self.url(f"feeds/{family[0]}rss.xml"),
+                "atom": self.url(f"feeds/{family[0]}atom.xml"),
+                "json": self.url(f"feeds/{family[0]}feed.json"),
+            }
+            if family
+            else None
+        )
         for number in range(1, count + 1):
             chunk = entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
             path = folder if number == 1 else f"{folder}pagina/{number}/"
@@ -315,6 +331,7 @@ class Site:
                 if number == 1
                 else (folder if number == 2 else f"{folder}pagina/{number - 1}/"),
                 next=None if number == count else f"{folder}pagina/{number + 1}/",
+                folder=folder,
             )
             title = heading if number == 1 else f"{heading} (pagina {number})"
 
@@ -327,17 +344,14 @@ class Site:
                     page=page,
                     page_title=f"{title} | {self.config.site.title}",
                     page_description=intro or self.config.site.description,
-                    feeds=self.feeds(track),
-                    feed_links={
-                        "rss": self.url(f"feeds/{track}/rss.xml"),
-                        "atom": self.url(f"feeds/{track}/atom.xml"),
-                        "json": self.url(f"feeds/{track}/feed.json"),
-                    }
-                    if track
-                    else None,
+                    feeds=self.feeds_of(family),
+                    feed_links=feed_links,
+                    feed_label=family[1] if family else "",
                 )
 
-            key = key_of(self.fp, "list", path, title, intro, count, [entry_key(e) for e in chunk])
+            key = key_of(
+                self.fp, "list", path, title, intro, count, family, [entry_key(e) for e in chunk]
+            )
             out.append(Output(f"site/{path}index.html", key, produce, 2))
         return out
 
@@ -348,11 +362,48 @@ class Site:
         for track in self.tracks:
             entries = [e for e in self.entries if e.item.track == track["id"]]
             out += self._paged(
-                track["path"], entries, track["label"], track["description"], track["id"]
+                track["path"],
+                entries,
+                track["label"],
+                track["description"],
+                (f"{track['id']}/", track["label"]),
             )
         for kind in self.kinds:
             entries = [e for e in self.entries if e.item.kind == kind["id"]]
             out += self._paged(kind["path"], entries, kind["plural"], "")
+        for field in taxonomy.KINDS:
+            out += self._taxonomy(field)
+        return out
+
+    @functools.cached_property
+    def terms(self) -> dict[str, list[tuple[taxonomy.Term, list[Entry]]]]:
+        """field -> every region or topic with its entries (newest first), by slug."""
+        return {f: taxonomy.grouped(f, self.entries, lambda e: e.item) for f in taxonomy.KINDS}
+
+    def _taxonomy(self, field: str) -> list[Output]:
+        folder, _noun, heading = taxonomy.KINDS[field]
+        terms = self.terms[field]
+        listed = [(term, len(entries)) for term, entries in terms]
+
+        def index() -> bytes:
+            return self.render(
+                "site/terms.html",
+                f"{folder}/",
+                heading=heading,
+                field=field,
+                terms=listed,
+                page_title=f"{heading} | {self.config.site.title}",
+            )
+
+        key = key_of(self.fp, "terms", field, [(t.name, t.slug, n) for t, n in listed])
+        out = [Output(f"site/{folder}/index.html", key, index, 2)]
+        for term, entries in terms:
+            intro = (
+                f"Berichten over de regio {term.name}, nieuwste eerst."
+                if field == "regions"
+                else f"Berichten over {term.name}, nieuwste eerst."
+            )
+            out += self._paged(term.path, entries, term.name, intro, (term.path, term.name))
         return out
 
     def newsletter_archive(self) -> Output:
@@ -422,6 +473,9 @@ class Site:
         ]
         urls += [(self.absolute(t["path"]), None) for t in self.tracks]
         urls += [(self.absolute(k["path"]), None) for k in self.kinds]
+        for field, (folder, _noun, _heading) in taxonomy.KINDS.items():
+            urls.append((self.absolute(f"{folder}/"), None))
+            urls += [(self.absolute(term.path), None) for term, _ in self.terms[field]]
         urls.append((self.absolute("nieuwsbrief/"), None))
         urls += [(e.url, e.updated.date().isoformat()) for e in self.entries]
         lines = [

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from pipeline.content import confine
+from pipeline.content import confine, taxonomy
 from pipeline.errors import KrimppostError, Problem
 from pipeline.scaffold import scaffold_source
 
@@ -168,6 +168,7 @@ def environment(dirs: list[Path], tz: ZoneInfo, compiled: Path | None = None) ->
     env.filters["tijd"] = lambda m: dutch_time(m, tz)
     env.filters["iso"] = lambda m: m.astimezone(tz).isoformat(timespec="minutes")
     env.filters["wrap"] = wrap
+    env.filters["slug"] = taxonomy.slug_of
     return env
 
 
