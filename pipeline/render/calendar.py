@@ -83,14 +83,38 @@ def upcoming_events(entries: Sequence[Entry], now: datetime) -> list[Entry]:
     return sorted(events, key=lambda e: (e.item.event.start, e.id))  # type: ignore[union-attr]
 
 
+# agenda.ics keeps an event this long after it ended: a calendar subscriber otherwise sees
+# it vanish from their own calendar the moment it is over.
+KEEP_PAST = timedelta(days=365)
+
+
+def ended(entry: Entry, now: datetime) -> bool:
+    event = entry.item.event
+    return event is not None and (event.end or event.start) < now
+
+
+def past_events(entries: Sequence[Entry], now: datetime) -> list[Entry]:
+    """Events that are over, latest first (the agenda page's second part)."""
+    events = [e for e in entries if ended(e, now)]
+    return sorted(events, key=lambda e: (e.item.event.start, e.id), reverse=True)  # type: ignore[union-attr]
+
+
 def outputs(config: Config, entries: Sequence[Entry], fp: str, now: datetime) -> list[Output]:
-    """The agenda and one .ics per event."""
-    upcoming = upcoming_events(entries, now)
+    """The agenda (upcoming events and those of the last year) and one .ics per event."""
+    since = now - KEEP_PAST
+    kept = sorted(
+        (
+            e
+            for e in entries
+            if e.item.event is not None and (e.item.event.end or e.item.event.start) >= since
+        ),
+        key=lambda e: (e.item.event.start, e.id),  # type: ignore[union-attr]
+    )
     out = [
         Output(
             "site/agenda.ics",
-            key_of(fp, "agenda", [e.key for e in upcoming]),
-            lambda: agenda(config, upcoming),
+            key_of(fp, "agenda", [e.key for e in kept]),
+            lambda: agenda(config, kept),
             3,
         )
     ]

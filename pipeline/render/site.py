@@ -11,6 +11,7 @@ import functools
 import hashlib
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from pipeline.content.confine import inside, read_confined
 from pipeline.content.model import KIND_LABELS, KINDS
 from pipeline.publish import Entry
 from pipeline.render import templates
-from pipeline.render.calendar import upcoming_events
+from pipeline.render.calendar import ended, past_events, upcoming_events
 from pipeline.render.newsletter import IssueLink
 from pipeline.render.output import Output, key_of
 
@@ -81,6 +82,25 @@ def redirect_page(site_title: str, target: str) -> bytes:
         f'<p>Het staat nu op <a href="{url}">{url}</a>.</p>\n'
         "</main>\n</body>\n</html>\n"
     ).encode()
+
+
+_TABLE = re.compile(r"<table\b[^>]*>|</table>")
+
+
+def scrolling_tables(html: str) -> str:
+    """Each table of a body in a named, focusable region that scrolls sideways when the
+    table is wider than the screen (the site's pages only: feeds and mail get the table)."""
+    number = 0
+
+    def wrap(m: re.Match[str]) -> str:
+        nonlocal number
+        if m.group(0) == "</table>":
+            return "</table></div>"
+        number += 1
+        label = f"Tabel {number}"
+        return f'<div class="tabel" role="region" aria-label="{label}" tabindex="0">{m.group(0)}'
+
+    return _TABLE.sub(wrap, html)
 
 
 def entry_key(entry: Entry) -> str:
@@ -260,7 +280,11 @@ class Site:
         return [
             Output(
                 f"site/{entry.path}index.html",
-                hashlib.blake2b((prefix + entry.key).encode(), digest_size=16).hexdigest(),
+                # An event's page says when it is over: its key changes then too.
+                hashlib.blake2b(
+                    (prefix + entry.key + ("\x1fover" if ended(entry, self.now) else "")).encode(),
+                    digest_size=16,
+                ).hexdigest(),
                 functools.partial(self.render_item, entry),
                 1,
             )
@@ -285,6 +309,8 @@ class Site:
             og_type="article",
             og_image=item.image,
             og_image_alt=item.image_alt,
+            event_over=ended(entry, self.now),
+            body=scrolling_tables(item.html),
             feeds=self.feeds(item.track if known else None),
         )
 
@@ -425,8 +451,25 @@ class Site:
         latest = list(self.entries[:HOME_SIZE])
         events = upcoming_events(self.entries, self.now)
         home_key = key_of(self.fp, "home", [entry_key(e) for e in latest + events])
+        past = past_events(self.entries, self.now)
+        agenda_key = key_of(
+            self.fp, "agenda", [entry_key(e) for e in events], [entry_key(e) for e in past]
+        )
         return [
             self.newsletter_archive(),
+            Output(
+                "site/agenda/index.html",
+                agenda_key,
+                lambda: self.render(
+                    "site/agenda.html",
+                    "agenda/",
+                    upcoming=events,
+                    past=past,
+                    page_title=f"Agenda | {self.config.site.title}",
+                    page_description=f"Komende en afgelopen evenementen van {self.config.site.title}.",
+                ),
+                2,
+            ),
             Output(
                 "site/index.html",
                 home_key,
@@ -470,6 +513,7 @@ class Site:
         urls: list[tuple[str, str | None]] = [
             (self.absolute(""), None),
             (self.absolute("archief/"), None),
+            (self.absolute("agenda/"), None),
         ]
         urls += [(self.absolute(t["path"]), None) for t in self.tracks]
         urls += [(self.absolute(k["path"]), None) for k in self.kinds]
