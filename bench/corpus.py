@@ -289,6 +289,10 @@ def item(index: int, rng: random.Random) -> tuple[str, str]:
             f"  length: {seconds * 16_000}",
             f'  duration: "{duration}"',
             "  type: audio/mpeg",
+            # A podcast needs a transcript or a reason (issue 18); no random draw here, so
+            # the rest of the corpus stays what it was.
+            "transcript: false",
+            "transcript_reason: Gegenereerde aflevering zonder opname.",
         ]
     front.append("---")
 

@@ -39,6 +39,8 @@ audio:
   length: 3400000
   duration: "00:41:05"
   type: audio/mpeg
+transcript: false
+transcript_reason: Een testaflevering zonder gesproken tekst.
 ---
 Luister mee.
 """
@@ -293,7 +295,9 @@ def test_a_touched_file_or_the_clock_passing_an_event_rebuilds(project: Project)
     assert build_at(project, "2027-01-21T16:59").skipped
     after = build_at(project, "2027-01-21T17:01")  # the event has ended: agenda and home change
     assert not after.skipped
-    assert "site/agenda.ics" in after.written
+    # agenda.ics keeps it (a year): the agenda page and the event's own page say it is over.
+    assert "site/agenda/index.html" in after.written
+    assert "site/berichten/woningmarkt-masterclass/index.html" in after.written
     project.write("woningmarkt/masterclass.md", EVENT + "Meer.\n")
     assert not build_at(project, "2027-01-21T17:02").skipped
 

@@ -31,12 +31,66 @@ def front(**overrides: str | None) -> str:
         "summary": "Een korte samenvatting.",
     }
     keys.update(overrides)
+    if overrides.get("kind") == "podcast":  # every podcast needs one (its own cases below)
+        keys.setdefault("transcript", "false")
+        keys.setdefault("transcript_reason", "Een testaflevering.")
     lines = [f"{k}: {v}" for k, v in keys.items() if v is not None]
     return "---\n" + "\n".join(lines) + "\n---\nTekst.\n"
 
 
 CASES = [
     # (overrides, expected problem lines without the path)
+    (
+        {
+            "kind": "podcast",
+            "audio": "{url: https://x.nl/a.mp3, length: 5, duration: '00:01:00', type: audio/mpeg}",
+            "transcript": None,
+            "transcript_reason": None,
+        },
+        [
+            "4: een podcast heeft een transcript nodig (WCAG 1.2.1, audio alleen): "
+            "'transcript: <naam>.transcript.md' (een Markdown-bestand naast het item), of "
+            "'transcript: false' met 'transcript_reason' als er bewust geen is"
+        ],
+    ),
+    (
+        {
+            "kind": "podcast",
+            "audio": "{url: https://x.nl/a.mp3, length: 5, duration: '00:01:00', type: audio/mpeg}",
+            "transcript_reason": None,
+        },
+        [
+            "8: 'transcript: false' heeft een 'transcript_reason' nodig: waarom is er geen transcript?"
+        ],
+    ),
+    (
+        {
+            "kind": "podcast",
+            "audio": "{url: https://x.nl/a.mp3, length: 5, duration: '00:01:00', type: audio/mpeg}",
+            "transcript": "tekst.md",
+            "transcript_reason": None,
+        },
+        [
+            "8: 'transcript' moet een bestand zijn waarvan de naam eindigt op .transcript.md "
+            "(andere .md-bestanden in content/ zijn items), niet 'tekst.md'"
+        ],
+    ),
+    (
+        {
+            "kind": "podcast",
+            "audio": "{url: https://x.nl/a.mp3, length: 5, duration: '00:01:00', type: audio/mpeg}",
+            "transcript": "weg.transcript.md",
+            "transcript_reason": None,
+        },
+        ["8: 'transcript': bestand 'weg.transcript.md' niet gevonden in content/"],
+    ),
+    (
+        {"transcript": "false", "transcript_reason": "x"},
+        [
+            "7: 'transcript' hoort alleen bij kind: podcast (dit item is 'news')",
+            "8: 'transcript_reason' hoort alleen bij kind: podcast (dit item is 'news')",
+        ],
+    ),
     (
         {"title": None},
         ["1: verplichte sleutel 'title' ontbreekt"],

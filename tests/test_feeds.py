@@ -70,6 +70,8 @@ audio:
   length: 3400000
   duration: "00:41:05"
   type: audio/mpeg
+transcript: false
+transcript_reason: Een testaflevering zonder gesproken tekst.
 ---
 Luister mee.
 """,
@@ -269,8 +271,12 @@ def test_podcast_feed_has_apple_tags(site: Path) -> None:
 def test_agenda_has_upcoming_events_with_stable_uids(site: Path) -> None:
     cal = icalendar.Calendar.from_ical((site / "agenda.ics").read_bytes())
     events = cal.walk("VEVENT")
-    assert [str(e["summary"]) for e in events] == ["Masterclass: sloop & transformatie"]
-    (event,) = events
+    # An event that ended in the last year stays (issue 18), soonest first.
+    assert [str(e["summary"]) for e in events] == [
+        "Webinar dat al geweest is",
+        "Masterclass: sloop & transformatie",
+    ]
+    event = events[1]
     assert str(event["uid"]) == "tag:www.bevolkingsdaling.nl,2026-11-10:woningmarkt-event"
     start = event.decoded("dtstart")
     assert start.isoformat() == "2027-01-21T13:30:00+01:00"

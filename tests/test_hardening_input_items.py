@@ -18,7 +18,8 @@ EVENT = VALID.replace(
 PODCAST = VALID.replace(
     "kind: news",
     "kind: podcast\naudio:\n  url: https://example.nl/a.mp3\n  length: 1000\n"
-    "  duration: '00:10:00'\n  type: audio/mpeg",
+    "  duration: '00:10:00'\n  type: audio/mpeg\ntranscript: false\n"
+    "transcript_reason: Een testaflevering.",
 )
 
 

@@ -146,6 +146,8 @@ audio:
   lenght: 5000
   duration: lang
   type: text/plain
+transcript: false
+transcript_reason: Een testaflevering zonder gesproken tekst.
 ---
 Tekst.
 """
@@ -204,6 +206,8 @@ def test_wrong_kind_comes_with_the_blocks_own_problems(project: Project) -> None
         "'audio.lenght'",
         "'audio.duration'",
         "'audio.type'",
+        "'transcript'",
+        "'transcript_reason'",
     ]
 
 

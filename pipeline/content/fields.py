@@ -320,6 +320,7 @@ class Fields:
 ALLOWED_KEYS: tuple[str, ...] = (
     "title", "date", "kind", "track", "summary", "tags", "regions", "publish_at", "draft",
     "id", "image", "image_alt", "event", "audio", "attachments", "social", "newsletter",
+    "transcript", "transcript_reason",
 )  # fmt: skip
 REQUIRED_KEYS: tuple[str, ...] = ("title", "date", "kind", "track", "summary")
 
@@ -384,6 +385,7 @@ def validate(
     _image(f, item_dir)
     _event(f, tz)
     _audio(f, item_dir)
+    _transcript(f, item_dir)
     _attachments(f, item_dir)
     _social(f)
     v["files"] = tuple(f.files)
@@ -553,6 +555,65 @@ def _audio(f: Fields, item_dir: str) -> None:
     f.need_file("audio.url", m.get("url"))
     if ok and fits:
         f.values["audio"] = (m["url"], m["length"], m["duration"], m["type"])
+
+
+TRANSCRIPT_SUFFIX = ".transcript.md"
+
+
+def _transcript(f: Fields, item_dir: str) -> None:
+    """A podcast's transcript (WCAG 2.1 SC 1.2.1 for audio-only content): a Markdown file
+    named `*.transcript.md` (not an item: the reader skips such files), or `false` with the
+    reason in `transcript_reason`."""
+    kind = f.data.get("kind")
+    f.values["transcript"] = None
+    f.values["transcript_reason"] = None
+    if kind != "podcast":
+        for key in ("transcript", "transcript_reason"):
+            if key in f.data and kind in KINDS:
+                f.error(key, f"'{key}' hoort alleen bij kind: podcast (dit item is {kind!r})")
+        return
+    if "transcript" not in f.data:
+        f.error(
+            "kind",
+            "een podcast heeft een transcript nodig (WCAG 1.2.1, audio alleen): "
+            f"'transcript: <naam>{TRANSCRIPT_SUFFIX}' (een Markdown-bestand naast het item), "
+            "of 'transcript: false' met 'transcript_reason' als er bewust geen is",
+        )
+        return
+    value = f.data["transcript"]
+    if value is False:
+        reason = f.take("transcript_reason", limited(MAX_CHARS["summary"]))
+        if not reason:
+            if "transcript_reason" not in f.data:
+                f.error(
+                    "transcript",
+                    "'transcript: false' heeft een 'transcript_reason' nodig: waarom is er "
+                    "geen transcript?",
+                )
+            return
+        f.values["transcript_reason"] = reason
+        return
+    if "transcript_reason" in f.data:
+        f.error("transcript_reason", "'transcript_reason' hoort alleen bij 'transcript: false'")
+
+    def transcript_file(x: Any) -> tuple[str, str | None]:
+        raw = text(x)
+        if is_url(raw):
+            raise FieldError(
+                "moet een bestand in content/ zijn (het transcript staat op de pagina zelf), "
+                f"geen webadres: {raw!r}"
+            )
+        if not raw.lower().endswith(TRANSCRIPT_SUFFIX):
+            raise FieldError(
+                f"moet een bestand zijn waarvan de naam eindigt op {TRANSCRIPT_SUFFIX} (andere "
+                f".md-bestanden in content/ zijn items), niet {raw!r}"
+            )
+        return raw, confined_path(raw, item_dir)
+
+    found = f.take("transcript", transcript_file)
+    f.need_file("transcript", found)
+    if found is not None:
+        f.values["transcript"] = found[1]
 
 
 def _attachments(f: Fields, item_dir: str) -> None:

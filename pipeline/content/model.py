@@ -91,6 +91,10 @@ class Item:
     assets: tuple[str, ...]  # content-relative paths of files this item publishes
     content_hash: str
     lines: tuple[tuple[str, int], ...]  # front-matter key path ("event.start") -> line
+    # A podcast's transcript: its content path, or why there is none (`transcript: false`).
+    # Last, with defaults: snapshots in the state store from before them still load.
+    transcript: str | None = None
+    transcript_reason: str | None = None
 
     @functools.cached_property
     def html(self) -> str:

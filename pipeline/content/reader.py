@@ -162,6 +162,8 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
         assets=(),
         content_hash=hashlib.sha256(text.encode()).hexdigest(),
         lines=tuple(sorted(doc.lines.items())),
+        transcript=values["transcript"],
+        transcript_reason=values["transcript_reason"],
     )
     return ParseResult(item, (), values["files"])
 
@@ -214,11 +216,34 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
     audio = item.audio
     if audio is not None and "audio.url" in found:
         audio = replace(audio, url=asset_url(base_url, found["audio.url"]))
+    content_hash = item.content_hash
+    transcript = found.get("transcript")
+    if transcript is not None:
+        # The episode's page shows the transcript: an edit of it is an edit of the item.
+        try:
+            data = confine.read_inside(content_dir / transcript, real, "content/")
+        except (confine.Refused, OSError) as exc:
+            why = str(exc) if isinstance(exc, confine.Refused) else confine.reason(exc)
+            line = item.line_of("transcript")
+            return ParseResult(None, (Problem(source, line, f"'transcript': {why}"),))
+        from pipeline.content import body  # only for items with a transcript
+
+        try:  # the page renders it: what would stop the build stops the item here
+            problem = body.size_problem(frontmatter.decode(data))
+        except frontmatter.FrontMatterError as exc:
+            problem = exc.message
+        if problem is not None:
+            return ParseResult(None, (Problem(f"content/{transcript}", None, problem),))
+        content_hash = hashlib.sha256(
+            (content_hash + hashlib.sha256(data).hexdigest()).encode()
+        ).hexdigest()
     resolved = replace(
         item,
         image=image,
         attachments=attachments,
         audio=audio,
+        transcript=transcript,
+        content_hash=content_hash,
         assets=tuple(sorted(set(found.values()))),
     )
     return ParseResult(resolved, ())
@@ -316,6 +341,7 @@ def scan_content(root: Path) -> ContentFiles:
                 and not name.startswith(".")
                 and not name.endswith("~")
                 and name.lower().endswith(".md")
+                and not name.lower().endswith(fields.TRANSCRIPT_SUFFIX)  # a podcast's, not an item
                 and stat.S_ISREG(st.st_mode)
             ):
                 sources.append(Source(rel, entry.path, signature))

@@ -299,7 +299,35 @@ def podcast(config: Config, entries: Sequence[Entry], image_url: str | None) -> 
         fe.podcast.itunes_explicit("yes" if pc.explicit else "no")
         if entry.item.image and entry.item.image.lower().endswith((".png", ".jpg", ".jpeg")):
             fe.podcast.itunes_image(entry.item.image)
-    return fg.rss_str(pretty=True)
+    return _add_transcripts(fg.rss_str(pretty=True), episodes)
+
+
+PODCAST_NS = "https://podcastindex.org/namespace/1.0"
+TRANSCRIPT_FILE = "transcript.txt"  # beside the episode's page (site.py writes it)
+
+
+def _add_transcripts(xml: bytes, episodes: Sequence[Entry]) -> bytes:
+    """`<podcast:transcript>` (Podcasting 2.0) for each episode with a transcript; feedgen
+    has no such tag."""
+    from lxml import etree
+
+    urls = {e.entry_id: e.url + TRANSCRIPT_FILE for e in episodes if e.item.transcript}
+    if not urls:
+        return xml
+    old = etree.fromstring(xml, etree.XMLParser(huge_tree=True))
+    # A namespace can only be declared on a new element: the root again, with it added.
+    root = etree.Element(
+        old.tag, attrib=dict(old.attrib), nsmap={**old.nsmap, "podcast": PODCAST_NS}
+    )
+    root.extend(list(old))
+    for item in root.iter("item"):
+        url = urls.get(item.findtext("guid") or "")
+        if url is not None:
+            tag = etree.SubElement(item, f"{{{PODCAST_NS}}}transcript")
+            tag.set("url", url)
+            tag.set("type", "text/plain")
+            tag.set("language", "nl")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
 def issues_rss(config: Config, issues: Sequence[IssueLink]) -> bytes:

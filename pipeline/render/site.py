@@ -11,6 +11,7 @@ import functools
 import hashlib
 import math
 import os
+import posixpath
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from pipeline.config import Config
 from pipeline.content import taxonomy
 from pipeline.content.confine import inside, read_confined
 from pipeline.content.model import KIND_LABELS, KINDS
+from pipeline.errors import KrimppostError, Problem
 from pipeline.publish import Entry
-from pipeline.render import templates
+from pipeline.render import feeds, templates
 from pipeline.render.calendar import ended, past_events, upcoming_events
 from pipeline.render.newsletter import IssueLink
 from pipeline.render.output import Output, key_of
@@ -216,6 +218,7 @@ class Site:
         out += self._static()
         out += self._assets()
         out += self._item_pages()
+        out += self._transcripts()
         out += self._redirect_pages()
         out += self._listings()
         out += self._fixed_pages()
@@ -291,6 +294,38 @@ class Site:
             for entry in self.entries
         ]
 
+    def transcript_html(self, entry: Entry) -> str | None:
+        """The episode's transcript file as HTML (read as the page is rendered; its digest
+        is in the item's content hash, so the page's key follows an edit of it)."""
+        path = entry.item.transcript
+        if path is None:
+            return None
+        from pipeline.content import body, frontmatter
+
+        data = read_confined(self.config.content_dir, path, f"content/{path}", "content/")
+        try:
+            text = frontmatter.decode(data)
+        except frontmatter.FrontMatterError as exc:
+            raise KrimppostError([Problem(f"content/{path}", exc.line, exc.message)]) from None
+        return body.render_html(text, self.config.site.base_url, posixpath.dirname(path))
+
+    def _transcripts(self) -> list[Output]:
+        from pipeline.content.plaintext import html_to_text
+
+        def produce(entry: Entry) -> bytes:
+            return (html_to_text(self.transcript_html(entry) or "") + "\n").encode()
+
+        return [
+            Output(
+                f"site/{entry.path}{feeds.TRANSCRIPT_FILE}",
+                key_of(self.fp, "transcript", entry.key),
+                functools.partial(produce, entry),
+                1,
+            )
+            for entry in self.entries
+            if entry.item.transcript
+        ]
+
     def render_item(self, entry: Entry) -> bytes:
         item = entry.item
         known = item.track in self.track_labels
@@ -311,6 +346,8 @@ class Site:
             og_image_alt=item.image_alt,
             event_over=ended(entry, self.now),
             body=scrolling_tables(item.html),
+            transcript=self.transcript_html(entry),
+            transcript_file=self.url(entry.path + feeds.TRANSCRIPT_FILE),
             feeds=self.feeds(item.track if known else None),
         )
 

@@ -145,3 +145,23 @@ def test_statement_follows_the_configured_status(tmp_path: Path, status: str, sa
     assert "geen beperkingen bekend" in text
     assert "redactie@bevolkingsdaling.nl" in text
     assert "Nationale ombudsman" in text
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_podcast_transcript_opens_in_the_page(width: str, visit: Visitor) -> None:
+    """WCAG 1.2.1: the episode's transcript is in the page, collapsed, and opens by keyboard."""
+    page = visit.open(Target("bericht-podcast", kind="podcast"), WIDTHS[width])
+    details = page.locator("details.transcript")
+    assert not details.evaluate("d => d.open")
+    summary = details.locator("summary")
+    assert summary.inner_text() == "Transcript van de aflevering"
+    summary.focus()
+    page.keyboard.press("Enter")
+    assert details.evaluate("d => d.open")
+    assert "Welkom bij de derde aflevering" in details.inner_text()
+    violations = axe_violations(page)
+    assert not violations, f"{page.url} with the transcript open:\n{describe(violations)}"
+    assert page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
