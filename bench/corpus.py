@@ -162,8 +162,10 @@ TITLE_PREFIX = {
     "event": ("Masterclass", "Webinar", "Digitale bijeenkomst", "Werkconferentie"),
     "podcast": ("Podcast",),
 }
+# Links to other sites only: a made-up path on the site itself would be a broken internal
+# link, which check and build report (issue 18).
 LINK_HOSTS = (
-    "https://www.bevolkingsdaling.nl/", "https://www.platform31.nl/",
+    "https://www.rvo.nl/", "https://www.platform31.nl/",
     "https://www.rijksoverheid.nl/", "https://www.cbs.nl/", "https://www.pbl.nl/",
 )  # fmt: skip
 LINK_TEXTS = ("het rapport", "de samenvatting", "meer informatie", "de aanmeldpagina",

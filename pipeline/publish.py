@@ -84,6 +84,15 @@ def online_entry(config: Config, item: Item, record: ItemRecord, last_good: bool
     )
 
 
+def fresh_entry(config: Config, item: Item) -> Entry:
+    """The entry `item` gets when it is first published (no record of it yet)."""
+    path = item_path(item.id)
+    moment = item.published_at.astimezone(config.site.tz)
+    return Entry(
+        item, entry_id_for(config, item), moment, moment, path, config.site.base_url + path
+    )
+
+
 def entry_to_json(entry: Entry) -> str:
     """An entry as a newsletter issue keeps it: the item, and the identity and dates its
     feed entry has, so an issue and a feed never disagree on them."""

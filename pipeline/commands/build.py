@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from pipeline.horizon import horizons
 from pipeline.outbox import Outbox, digest, make_durable
 from pipeline.publish import Publication, decide
 from pipeline.render import templates
+from pipeline.render.links import broken_links
 from pipeline.render.newsletter import IssueLink, web_path
 from pipeline.render.output import Output, key_of
 from pipeline.render.outputs import all_outputs
@@ -67,6 +69,12 @@ class BuildReport:
 
 def site_fingerprint(config: Config, dirs: list[Path]) -> str:
     return output_fingerprint(config, templates.fingerprint(dirs))
+
+
+def site_paths(outputs: list[Output], issues: Sequence[IssueLink]) -> set[str]:
+    """Every file the site has after this build: its outputs and the web versions of the
+    newsletter issues (which `compile` and `approve` write)."""
+    return {o.path for o in outputs} | {f"site/{i.path}index.html" for i in issues}
 
 
 def issue_links(config: Config, state: StateStore) -> tuple[IssueLink, ...]:
@@ -124,7 +132,11 @@ def build(
             )
             report = BuildReport(
                 publication,
-                (*item_problems(config, content.items), *content.problems),
+                (
+                    *item_problems(config, content.items),
+                    *content.problems,
+                    *broken_links(config, publication.entries, site_paths(outputs, issues)),
+                ),
                 warnings=(*file_problems(config),),
             )
             changed = _write(config, outbox, outputs, previous, report)

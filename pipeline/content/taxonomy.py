@@ -8,6 +8,7 @@ report the later spelling with its file and line (the items still publish).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,7 +26,9 @@ KINDS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def slug_of(name: str) -> str:
+    # Cached: a build asks for the slug of every tag of every item several times.
     return slugify(name) or "zonder-naam"
 
 

@@ -20,7 +20,7 @@ from pipeline.config import Config, file_problems
 from pipeline.content.model import Item, ItemState
 from pipeline.content.reader import derived_id, read_content, read_one
 from pipeline.errors import KrimppostError, Problem
-from pipeline.publish import Entry, entry_id_for, item_path, online_entry
+from pipeline.publish import Entry, fresh_entry, online_entry
 from pipeline.render import templates
 from pipeline.render.site import Site
 from pipeline.state import ItemRecord, StateStore, StoreAddress
@@ -199,11 +199,7 @@ def _entry(config: Config, item: Item, record: ItemRecord | None) -> Entry:
     once it has been online, its own otherwise."""
     if record is not None and record.live:
         return online_entry(config, item, record)
-    path = item_path(item.id)
-    moment = item.published_at
-    return Entry(
-        item, entry_id_for(config, item), moment, moment, path, config.site.base_url + path
-    )
+    return fresh_entry(config, item)
 
 
 def version(config: Config, source: str) -> str:
