@@ -106,7 +106,7 @@ kind: news
 track: energietransitie
 summary: Niet in de nieuwsbrief, wel in de feeds.
 ---
-<script>alert(1)</script><img src=x onerror=alert(2)> [x](javascript:alert(3))
+<script>alert(1)</script><img src=https://example.org/x.png onerror=alert(2)> [x](javascript:alert(3))
 """,
 }
 

@@ -110,7 +110,7 @@ def build(
                 )
                 report.seconds = time.perf_counter() - started_wall
                 return report
-        from pipeline.commands.check import item_problems
+        from pipeline.commands.problems import item_problems
         from pipeline.social.drafts import sync_drafts
 
         content = read_content(config, files=files)

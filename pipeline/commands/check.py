@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.commands.problems import item_problems
 from pipeline.config import Config, file_problems, load_config
-from pipeline.content import taxonomy
-from pipeline.content.model import Item, ItemState
+from pipeline.content.model import ItemState
 from pipeline.content.reader import ContentSet, read_content
 from pipeline.errors import KrimppostError, Problem
 from pipeline.horizon import EARLIEST, Horizons, count_before, horizons
@@ -84,14 +84,6 @@ def _published(n: int) -> str:
 
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
-
-
-def item_problems(config: Config, items: Sequence[Item]) -> list[Problem]:
-    """Problems of valid items that do not keep them offline (they publish; `check` and
-    `build` exit 1): over-long social overrides, two spellings of one region or topic."""
-    from pipeline.social.compose import override_problems
-
-    return [*override_problems(config, items), *taxonomy.collision_problems(items)]
 
 
 def link_problems(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pipeline.commands.check import item_problems
+from pipeline.commands.problems import item_problems
 from pipeline.config import Config, file_problems
 from pipeline.content.model import Item, ItemState
 from pipeline.content.reader import derived_id, read_content, read_one

@@ -8,7 +8,6 @@ datetime is aware. JSON Feed is not in feedgen and is written directly.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pipeline.config import Config
 from pipeline.content import confine, taxonomy
 from pipeline.content.reader import asset_url
 from pipeline.publish import Entry
+from pipeline.render import images
 from pipeline.render.newsletter import IssueLink
 from pipeline.render.output import Output, key_of
 
@@ -117,17 +117,7 @@ def podcast_image_output(config: Config) -> list[Output]:
     source = config.content_dir / rel
     if confine.inside(source, config.content_dir.resolve()) is None:
         return []  # missing, or a link out of content/ (a problem of scan_content)
-    st = source.stat()
-    return [
-        Output(
-            f"site/bestanden/{rel}",
-            key_of("asset", rel, st.st_size, st.st_mtime_ns),
-            functools.partial(
-                confine.read_confined, config.content_dir, rel, f"content/{rel}", "content/"
-            ),
-            0,
-        )
-    ]
+    return [images.asset_output(config.content_dir, rel, source.stat())]
 
 
 def issues_output(config: Config, fp: str, issues: Sequence[IssueLink]) -> Output:

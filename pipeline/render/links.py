@@ -25,7 +25,7 @@ _HREF = re.compile(r'<(?:a|img)\b[^>]*?\s(?:href|src)="([^"]*)"')
 # href="doel" / src="doel".
 _WRITTEN = re.compile(
     r"\]\(\s*<?([^)\s>]+)|<(https?://[^>\s]+)>|^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)|"
-    r"(?:href|src)\s*=\s*[\"']([^\"']+)"
+    r"(?:href|src)\s*=\s*(?:[\"']([^\"']+)|([^\s>\"']+))"
 )
 
 

@@ -27,7 +27,7 @@ from pipeline.content.confine import inside, read_confined
 from pipeline.content.model import KIND_LABELS, KINDS
 from pipeline.errors import KrimppostError, Problem
 from pipeline.publish import Entry
-from pipeline.render import feeds, templates
+from pipeline.render import feeds, images, templates
 from pipeline.render.calendar import ended, past_events, upcoming_events
 from pipeline.render.newsletter import IssueLink
 from pipeline.render.output import Output, key_of
@@ -260,8 +260,6 @@ class Site:
     def _asset(self, content: Path, real: Path, rel: str) -> Output | None:
         path = f"site/bestanden/{rel}"
         source = content / rel
-        # Checked again as it is copied: inside content/, however links point.
-        produce = functools.partial(read_confined, content, rel, f"content/{rel}", "content/")
         try:
             if inside(source, real) is None:
                 source.stat()  # PermissionError: in an unreadable folder
@@ -272,10 +270,12 @@ class Site:
             # Unreadable now (its folder or the file itself): the copy in the outbox stays,
             # as the item that links it stays at its last good version.
             kept = self.previous_keys.get(path)
-            return None if kept is None else Output(path, kept, produce, 0)
+            return None if kept is None else images.asset_output(content, rel, None, kept)
         except OSError:
             return None
-        return Output(path, key_of("asset", rel, st.st_size, st.st_mtime_ns), produce, 0)
+        # Checked again as it is copied (inside content/, however links point), and an
+        # image without its EXIF (GPS!) and other metadata.
+        return images.asset_output(content, rel, st)
 
     def _item_pages(self) -> list[Output]:
         # Runs for every item on every build, whether or not its page is rendered: one hash.
