@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from test_desk_web import PASSWORD, csrf_of
+from test_desk_web import PASSWORD, csrf_of, signed_in_at
 from test_proof import EVENT, LABELS, Recorder, Sink, item, require_approval, set_smtp
 
 from conftest import Project, build_at
 from pipeline.config import load_config
 from pipeline.desk.accounts import Accounts
-from pipeline.desk.app import create_app
 from pipeline.state import IssueStore, StateStore, StoreAddress
 
 pytestmark = pytest.mark.usefixtures("state_backend")
@@ -53,14 +52,7 @@ def root(project: Project, sink: Sink) -> Path:
 
 
 def signed_in(root: Path, name: str = "rick") -> TestClient:
-    c = TestClient(create_app(root, clock=lambda: NOW), follow_redirects=False)
-    page = c.get("/inloggen")
-    answer = c.post(
-        "/inloggen",
-        data={"gebruikersnaam": name, "wachtwoord": PASSWORD, "csrf": csrf_of(page.text)},
-    )
-    assert answer.status_code == 303
-    return c
+    return signed_in_at(root, name, NOW)
 
 
 def issue(root: Path, number: int = 1):  # type: ignore[no-untyped-def]

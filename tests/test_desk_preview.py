@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from test_desk_web import PASSWORD, csrf_of
+from test_desk_web import PASSWORD, signed_in_at
 
 from conftest import Project, build_at, outbox_files
 from pipeline.config import load_config
 from pipeline.desk.accounts import Accounts
-from pipeline.desk.app import create_app
 from pipeline.state import StateStore, StoreAddress
 
 pytestmark = pytest.mark.usefixtures("state_backend")
@@ -65,14 +64,7 @@ def root(project: Project) -> Iterator[Path]:
 
 
 def signed_in(root: Path, name: str = "rick") -> TestClient:
-    c = TestClient(create_app(root, clock=lambda: NOW), follow_redirects=False)
-    page = c.get("/inloggen")
-    answer = c.post(
-        "/inloggen",
-        data={"gebruikersnaam": name, "wachtwoord": PASSWORD, "csrf": csrf_of(page.text)},
-    )
-    assert answer.status_code == 303
-    return c
+    return signed_in_at(root, name, NOW)
 
 
 def state_rows(root: Path) -> dict[str, object]:

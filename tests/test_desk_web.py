@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,13 @@ def sign_in(c: TestClient, name: str, password: str = PASSWORD) -> object:
         "/inloggen",
         data={"gebruikersnaam": name, "wachtwoord": password, "csrf": csrf_of(page.text)},
     )
+
+
+def signed_in_at(root: Path, name: str, now: datetime) -> TestClient:
+    """A client of the desk whose clock stands at `now`, signed in as `name`."""
+    c = TestClient(create_app(root, clock=lambda: now), follow_redirects=False)
+    assert sign_in(c, name).status_code == 303  # type: ignore[attr-defined]
+    return c
 
 
 def draft_text(root: Path, draft_id: str = X_DRAFT) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,8 +21,6 @@ from pipeline.config import load_config
 @_reports_errors
 def serve(root: Path, host: str, port: int) -> None:
     """Start de web-app: voorbeeld van outbox/site/, afmelden met één klik en aanmelden met bevestiging."""
-    import uvicorn
-
     from pipeline.delivery.smtp import smtp_problems
     from pipeline.delivery.webapp import create_app
 
@@ -36,19 +35,27 @@ def serve(root: Path, host: str, port: int) -> None:
             "het geheim uit de state store wordt gebruikt",
             err=True,
         )
+    # No access log: URLs carry unsubscribe and confirmation tokens.
+    run_web_app(app, "serve", host, port, proxy_headers=True)
+
+
+def run_web_app(app: Any, name: str, host: str, port: int, *, proxy_headers: bool) -> None:
+    """Serve `app` with uvicorn as `krimppost <name>`: its log lines on standard error, no
+    access log (URLs carry tokens), no server header."""
+    import uvicorn
+
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    log = logging.getLogger("krimppost.serve")
+    log = logging.getLogger(f"krimppost.{name}")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"krimppost serve: http://{shown}:{port}/ (stoppen met Ctrl-C)", err=True)
-    # No access log: URLs carry unsubscribe and confirmation tokens.
+    click.echo(f"krimppost {name}: http://{shown}:{port}/ (stoppen met Ctrl-C)", err=True)
     uvicorn.run(
         app,
         host=host,
         port=port,
-        proxy_headers=True,
+        proxy_headers=proxy_headers,
         access_log=False,
         log_level="warning",
         server_header=False,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
 
 from pipeline.commands.clicktext import KrimppostCommand
 from pipeline.commands.options import _reports_errors, _root_option
+from pipeline.commands.serve import run_web_app
 
 
 @click.command("desk", cls=KrimppostCommand)
@@ -24,8 +24,6 @@ from pipeline.commands.options import _reports_errors, _root_option
 def desk(root: Path, host: str, port: int) -> None:
     """Start de desk: sociale media beoordelen, items vooraf bekijken, de nieuwsbrief
     samenstellen, proeven en goedkeuren, en het logboek (met inloggen)."""
-    import uvicorn
-
     from pipeline.desk.app import Desk
 
     app = Desk(root)
@@ -35,21 +33,6 @@ def desk(root: Path, host: str, port: int) -> None:
             "krimppost users add NAAM --role beheerder",
             err=True,
         )
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    log = logging.getLogger("krimppost.desk")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"krimppost desk: http://{shown}:{port}/ (stoppen met Ctrl-C)", err=True)
-    uvicorn.run(
-        app.starlette(),
-        host=host,
-        port=port,
-        # The client address decides whether [desk] trusted_header is believed: never
-        # taken from X-Forwarded-For.
-        proxy_headers=False,
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-    )
+    # The client address decides whether [desk] trusted_header is believed: never taken
+    # from X-Forwarded-For.
+    run_web_app(app.starlette(), "desk", host, port, proxy_headers=False)

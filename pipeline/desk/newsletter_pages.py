@@ -88,8 +88,6 @@ def selection(config: Config, request: Request) -> frozenset[str] | None:
 
 
 def routes(desk: Desk) -> list[Route]:
-    sends: list[threading.Thread] = []
-
     def now() -> datetime:
         return desk.clock()
 
@@ -256,12 +254,9 @@ def routes(desk: Desk) -> list[Route]:
         desk.audit(session, "nieuwsbrief goedgekeurd", subject)
         if report.send_now:  # [newsletter] send_on_approval, as the command line does
             sender = threading.Thread(
-                target=send_issue,
-                args=(desk.root, number, False),
-                name=f"krimppost-send-{number}",
+                target=send_issue, args=(desk.root, number, False), name=f"krimppost-send-{number}"
             )
             sender.start()
-            sends.append(sender)
             done = done.replace(
                 "; het wordt nu verstuurd", "; het wordt nu verstuurd (voortgang: krimppost status)"
             )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from pipeline.commands.problems import item_problems
 from pipeline.config import Config, file_problems
@@ -40,6 +41,10 @@ LABELS = {
 }
 
 
+def _moment(moment: datetime, tz: ZoneInfo) -> str:
+    return f"{templates.dutch_date(moment, tz)} {templates.dutch_time(moment, tz)}"
+
+
 @dataclass(frozen=True)
 class Row:
     """One item (or one item file that does not read) as the preview lists it."""
@@ -54,11 +59,9 @@ class Row:
     problems: tuple[Problem, ...] = ()
     last_good: bool = False  # with errors, and its last good version is online
 
-    def label(self, tz: object) -> str:
+    def label(self, tz: ZoneInfo) -> str:
         if self.state == "embargo" and self.moment is not None:
-            return f"onder embargo tot {templates.dutch_date(self.moment, tz)} " + (  # type: ignore[arg-type]
-                templates.dutch_time(self.moment, tz)  # type: ignore[arg-type]
-            )
+            return f"onder embargo tot {_moment(self.moment, tz)}"
         if self.state == "fouten" and self.last_good:
             return "met fouten (de laatste goede versie staat online)"
         return LABELS[self.state]
@@ -154,8 +157,8 @@ def why(row: Row, config: Config) -> str:
         )
     if row.state == "embargo" and row.moment is not None:
         return (
-            f"Het staat onder embargo tot {templates.dutch_date(row.moment, tz)} "
-            f"{templates.dutch_time(row.moment, tz)} en gaat bij de eerste build daarna online."
+            f"Het staat onder embargo tot {_moment(row.moment, tz)} en gaat bij de eerste "
+            "build daarna online."
         )
     if row.state == "niet-gebouwd":
         return "Het is gepubliceerd, maar nog niet gebouwd: het gaat online bij de volgende build."

@@ -9,7 +9,7 @@ datetime is aware. JSON Feed is not in feedgen and is written directly.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -39,8 +39,14 @@ class FeedSpec:
     home: str  # absolute URL of the matching site page
 
 
-def outputs(config: Config, entries: Sequence[Entry], fp: str) -> list[Output]:
-    """RSS, Atom and JSON Feed of all items and of each track, and the podcast feed."""
+def outputs(
+    config: Config,
+    entries: Sequence[Entry],
+    fp: str,
+    terms: Mapping[str, list[tuple[taxonomy.Term, list[Entry]]]],
+) -> list[Output]:
+    """RSS, Atom and JSON Feed of all items, of each track and of each region and topic
+    (`terms`: the site's, by field), and the podcast feed."""
     site = config.site
     specs = [(FeedSpec("", site.title, site.description, site.base_url), entries)]
     for track in config.tracks.values():
@@ -56,7 +62,7 @@ def outputs(config: Config, entries: Sequence[Entry], fp: str) -> list[Output]:
             )
         )
     for field in taxonomy.KINDS:
-        for term, members in taxonomy.grouped(field, entries, lambda e: e.item):
+        for term, members in terms[field]:
             about = f"de regio {term.name}" if field == "regions" else term.name
             specs.append(
                 (

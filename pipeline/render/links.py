@@ -38,7 +38,7 @@ def site_path(url: str, base_url: str) -> str | None:
     rel = path[len(base) :] if path.startswith(base) else path.lstrip("/")
     if rel == "" or rel.endswith("/"):
         rel += "index.html"
-    return "site/" + posixpath.normpath(rel) if rel else "site/index.html"
+    return "site/" + posixpath.normpath(rel)
 
 
 def broken_links(config: Config, entries: Sequence[Entry], paths: Collection[str]) -> list[Problem]:

@@ -40,7 +40,7 @@ def all_outputs(
     out = [
         *site.outputs(),
         feeds.issues_output(config, fp, issues),
-        *feeds.outputs(config, entries, fp),
+        *feeds.outputs(config, entries, fp, site.terms),
         *calendar.outputs(config, entries, fp, now),
     ]
     # The podcast cover may also be an item's asset: that output stays, listed once.
