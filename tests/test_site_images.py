@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image
 
 from conftest import VALID, Project, build_at
@@ -69,3 +70,19 @@ def test_no_published_image_carries_exif_gps(project: Project) -> None:
     # Incremental: nothing changed, nothing rewritten.
     again = build_at(project, "2026-11-27T13:00")
     assert not [p for p in again.written if p.startswith("site/bestanden/")]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, on open
+def test_an_image_of_too_many_pixels_is_copied_without_being_decoded() -> None:
+    """A decompression bomb (tiny file, 144 million pixels) costs neither time nor memory."""
+    import time
+
+    from pipeline.render import images
+
+    out = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(out, "PNG")
+    bomb = out.getvalue()
+    assert len(bomb) < 200_000
+    started = time.monotonic()
+    assert images.stripped(bomb, "kaart.png") is bomb
+    assert time.monotonic() - started < 1
