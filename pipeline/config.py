@@ -341,6 +341,24 @@ class Podcast:
 
 
 @dataclass(frozen=True)
+class Search:
+    enabled: bool = option(True, doc="Zoekpagina /zoeken/ met een zoekindex van alle berichten.")
+    part_size: int = option(
+        250,
+        _at_least(1),
+        doc="Berichten per deel van de zoekindex (een wijziging maakt één deel opnieuw).",
+    )
+
+
+@dataclass(frozen=True)
+class Images:
+    variants: bool = option(
+        True,
+        doc="Verkleinde versies van elke afbeelding (srcset) en een Open Graph-beeld per bericht.",
+    )
+
+
+@dataclass(frozen=True)
 class Newsletter:
     subject: str = option(
         "Nieuwsbrief {site} #{number} – {month} {year}",
@@ -638,6 +656,8 @@ class Config:
     tracks: Mapping[str, Track]
     feeds: Feeds
     podcast: Podcast
+    search: Search
+    images: Images
     newsletter: Newsletter
     social: Mapping[str, SocialPlatform]
     social_horizon: SocialHorizon

@@ -205,8 +205,18 @@ def test_body_scripts_never_reach_the_outbox(project: Project) -> None:
     body = '<script>alert(1)</script>\n\n<img src="x.png" onerror="alert(2)">\n\n[klik](javascript:alert(3))\n'
     project.write("wrb/a.md", VALID + body)
     build_at(project)
+    # The site's own scripts (the phone menu, the search page) and Pagefind's files are
+    # what may run; nothing from an item's body.
+    own = (
+        b'<script src="/static/menu.js" defer></script>',
+        b'<script type="module" src="/static/zoeken.js"></script>',
+    )
     for path, data in outbox_files(project.root).items():
+        if path.startswith(("site/static/", "site/zoeken/index/")):
+            continue
         lowered = data.lower()
+        for tag in own:
+            lowered = lowered.replace(tag, b"")
         assert b"<script" not in lowered, path
         assert b"onerror" not in lowered, path
         assert b"javascript:" not in lowered, path

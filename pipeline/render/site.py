@@ -27,7 +27,7 @@ from pipeline.content.confine import inside, read_confined
 from pipeline.content.model import KIND_LABELS, KINDS
 from pipeline.errors import KrimppostError, Problem
 from pipeline.publish import Entry
-from pipeline.render import feeds, images, templates
+from pipeline.render import feeds, images, search, templates
 from pipeline.render.calendar import ended, past_events, upcoming_events
 from pipeline.render.newsletter import IssueLink
 from pipeline.render.output import Output, key_of
@@ -205,6 +205,7 @@ class Site:
             "page_description": self.config.site.description,
             "og_image": None,
             "og_image_alt": None,
+            "search": self.config.search.enabled,
         }
         base.update(context)
         if self._env is None:
@@ -492,7 +493,9 @@ class Site:
         agenda_key = key_of(
             self.fp, "agenda", [entry_key(e) for e in events], [entry_key(e) for e in past]
         )
+        searchable = [self._search_page()] if self.config.search.enabled else []
         return [
+            *searchable,
             self.newsletter_archive(),
             Output(
                 "site/agenda/index.html",
@@ -542,6 +545,23 @@ class Site:
                 3,
             ),
         ]
+
+    def _search_page(self) -> Output:
+        bundles = [
+            self.url(p) for p in search.bundle_paths(search.groups(self.config, self.entries))
+        ]
+        return Output(
+            "site/zoeken/index.html",
+            key_of(self.fp, "zoeken", bundles),
+            lambda: self.render(
+                "site/search.html",
+                "zoeken/",
+                bundle_urls=bundles,
+                page_title=f"Zoeken | {self.config.site.title}",
+                page_description=f"Zoeken in alle berichten van {self.config.site.title}.",
+            ),
+            3,
+        )
 
     def _robots(self) -> bytes:
         return f"User-agent: *\nAllow: /\n\nSitemap: {self.absolute('sitemap.xml')}\n".encode()

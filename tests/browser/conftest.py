@@ -147,6 +147,7 @@ TARGETS: list[Target] = [
     Target("regio", "/regios/parkstad-limburg/"),
     Target("onderwerpen", "/onderwerpen/"),
     Target("onderwerp", "/onderwerpen/woningmarkt/"),
+    Target("zoeken", "/zoeken/?q=woonafspraken"),
     Target("niet-gevonden", "/bestaat-niet/", status=404),
     Target("toegankelijkheid", "/toegankelijkheid/"),
     Target("bericht-randgevallen", EDGE_CASES_PATH),
@@ -274,6 +275,8 @@ def site(site_server: tuple[Path, str]) -> BuiltSite:
     # Every sample item in the issue and with drafts, as in a project started this year.
     config = config.replace("[newsletter]\n", "[newsletter]\nsince = 2026-01-01\n", 1)
     config = config.replace("[social.x]\n", "[social]\nsince = 2026-01-01\n\n[social.x]\n", 1)
+    # Four items per part of the search index: the search page merges several parts.
+    config += "\n[search]\npart_size = 4\n"
     (root / "config.toml").write_text(config, encoding="utf-8")
     shutil.copytree(REPO / "content", root / "content")
     shutil.copytree(REPO / "templates", root / "templates")
