@@ -72,3 +72,106 @@ def asset_output(
         version = ("strip", STRIP_VERSION) if is_image(rel) else 0
         key = key_of("asset", rel, st.st_size, st.st_mtime_ns, version)
     return Output(f"site/bestanden/{rel}", key, functools.partial(_copy, content, rel), 0)
+
+
+# Resized copies: the widths a browser picks from (`srcset`), each made only when the
+# original is wider; and the 1200×630 picture link previews show (Open Graph).
+VARIANT_VERSION = 1
+VARIANT_WIDTHS = (480, 960, 1600)
+OG_SIZE = (1200, 630)
+VARIANTS = "formaten"  # site folder of the resized copies, beside bestanden/
+
+
+@functools.lru_cache(maxsize=4096)
+def _size_of(path: Path, size: int, mtime_ns: int) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                return None
+            width, height = image.size
+            # EXIF orientations 5-8 turn the picture a quarter: the copy is made upright.
+            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                width, height = height, width
+            return width, height
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None
+
+
+def size_of(content: Path, rel: str, st: os.stat_result) -> tuple[int, int] | None:
+    """Width and height of image `rel` as published (upright), None when it is no image
+    Pillow reads (it is then copied as it is and gets no variants)."""
+    if not is_image(rel):
+        return None
+    return _size_of(content / rel, st.st_size, st.st_mtime_ns)
+
+
+def variant_widths(size: tuple[int, int]) -> list[int]:
+    return [w for w in VARIANT_WIDTHS if w < size[0]]
+
+
+def variant_path(rel: str, width: int) -> str:
+    return f"{VARIANTS}/{width}/{rel}"
+
+
+def og_path(rel: str) -> str:
+    return f"{VARIANTS}/og/{rel.rsplit('.', 1)[0]}.jpg"
+
+
+def _variant(content: Path, rel: str, width: int | None) -> bytes:
+    """Image `rel` `width` pixels wide (None: cropped to OG_SIZE as JPEG), upright and
+    without metadata."""
+    from PIL import Image, ImageOps
+
+    data = read_confined(content, rel, f"content/{rel}", "content/")
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        upright = ImageOps.exif_transpose(image) or image
+        options: dict[str, object] = {}
+        if width is None:
+            kind = "JPEG"
+            out_image = ImageOps.fit(upright.convert("RGB"), OG_SIZE, Image.Resampling.LANCZOS)
+            options.update(quality=85, optimize=True)
+        else:
+            kind = FORMATS[rel.lower()[rel.rfind(".") :]]
+            height = max(1, round(upright.height * width / upright.width))
+            out_image = upright.resize((width, height), Image.Resampling.LANCZOS)
+            if profile := image.info.get("icc_profile"):
+                options["icc_profile"] = profile
+            if kind == "JPEG":
+                options.update(quality=85, optimize=True)
+                if out_image.mode not in ("RGB", "L", "CMYK"):
+                    out_image = out_image.convert("RGB")
+            elif kind == "WEBP":
+                options.update(quality=85)
+        out = io.BytesIO()
+        out_image.save(out, kind, **options)
+        return out.getvalue()
+
+
+def variant_outputs(content: Path, rel: str, st: os.stat_result, og: bool) -> list[Output]:
+    """The resized copies of image `rel` (and its Open Graph picture when `og`)."""
+    size = size_of(content, rel, st)
+    if size is None:
+        return []
+    base = ("variant", VARIANT_VERSION, rel, st.st_size, st.st_mtime_ns)
+    out = [
+        Output(
+            f"site/{variant_path(rel, w)}",
+            key_of(*base, w),
+            functools.partial(_variant, content, rel, w),
+            0,
+        )
+        for w in variant_widths(size)
+    ]
+    if og:
+        out.append(
+            Output(
+                f"site/{og_path(rel)}",
+                key_of(*base, "og"),
+                functools.partial(_variant, content, rel, None),
+                0,
+            )
+        )
+    return out

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape as _escape_html
+from html import unescape as _unescape_html
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from pipeline.config import Config
 from pipeline.content import taxonomy
@@ -87,6 +88,10 @@ def redirect_page(site_title: str, target: str) -> bytes:
 
 
 _TABLE = re.compile(r"<table\b[^>]*>|</table>")
+_IMG = re.compile(r"<img\b[^>]*>")
+_SRC = re.compile(r'\ssrc="([^"]*)"')
+# The content column: the whole screen less its margins on a phone, at most 46rem.
+IMAGE_SIZES = "(max-width: 48rem) calc(100vw - 2rem), 46rem"
 
 
 def scrolling_tables(html: str) -> str:
@@ -135,6 +140,12 @@ class Site:
         self.previous_keys: dict[str, str] = {}
         # Where links of the pages point: the site's own path, or the desk's preview of it.
         self.base_path = base_path or urlsplit(config.site.base_url).path or "/"
+        # Resized copies exist for published images only: the desk's preview of a draft
+        # shows its images as they are.
+        self.variants = config.images.variants and base_path is None
+        # content-relative path -> (width, height) of each published image, as the assets
+        # are listed; the pages' <img> get their size and srcset from it.
+        self.image_sizes: dict[str, tuple[int, int]] = {}
         self.track_labels = {t.id: t.label for t in config.tracks.values()}
         self.tracks = [
             {
@@ -204,12 +215,15 @@ class Site:
             "page_title": self.config.site.title,
             "page_description": self.config.site.description,
             "og_image": None,
+            "og_image_size": None,
             "og_image_alt": None,
             "search": self.config.search.enabled,
         }
         base.update(context)
         if self._env is None:
             self._env = self._make_env()
+            # For the listings' thumbnails (the macros see globals, not a page's context).
+            self._env.globals["picture_of"] = self.picture
         return templates.render(self._env, name, **base).encode("utf-8")
 
     # outputs ----------------------------------------------------------------------------
@@ -250,15 +264,24 @@ class Site:
         out, seen = [], set()
         content = self.config.content_dir
         real = content.resolve()
+        # Images that are an item's picture get an Open Graph copy too.
+        pictures = {self.asset_of(e.item.image) for e in self.entries if e.item.image}
         for entry in self.entries:
             for rel in entry.item.assets:
                 if rel not in seen:
                     seen.add(rel)
-                    if (asset := self._asset(content, real, rel)) is not None:
-                        out.append(asset)
+                    if (asset := self._asset(content, real, rel, rel in pictures)) is not None:
+                        out += asset
         return out
 
-    def _asset(self, content: Path, real: Path, rel: str) -> Output | None:
+    def asset_of(self, url: str | None) -> str | None:
+        """The content-relative path of a URL of a published file (`…/bestanden/<rel>`)."""
+        prefix = self.config.site.base_url.rstrip("/") + "/bestanden/"
+        if url is None or not url.startswith(prefix):
+            return None
+        return unquote(urlsplit(url).path[len(urlsplit(prefix).path) :])
+
+    def _asset(self, content: Path, real: Path, rel: str, picture: bool) -> list[Output] | None:
         path = f"site/bestanden/{rel}"
         source = content / rel
         try:
@@ -271,12 +294,63 @@ class Site:
             # Unreadable now (its folder or the file itself): the copy in the outbox stays,
             # as the item that links it stays at its last good version.
             kept = self.previous_keys.get(path)
-            return None if kept is None else images.asset_output(content, rel, None, kept)
+            return None if kept is None else [images.asset_output(content, rel, None, kept)]
         except OSError:
             return None
         # Checked again as it is copied (inside content/, however links point), and an
         # image without its EXIF (GPS!) and other metadata.
-        return images.asset_output(content, rel, st)
+        out = [images.asset_output(content, rel, st)]
+        if self.variants and (size := images.size_of(content, rel, st)) is not None:
+            self.image_sizes[rel] = size
+            out += images.variant_outputs(content, rel, st, picture)
+        return out
+
+    def picture(self, url: str | None) -> dict[str, object] | None:
+        """What an <img> of a published image needs besides its alt text: src, width,
+        height, srcset and sizes (None: not one of the site's images with variants)."""
+        rel = self.asset_of(url)
+        size = self.image_sizes.get(rel) if rel is not None else None
+        if size is None or url is None:
+            return None
+        widths = images.variant_widths(size)
+        candidates = [f"{self.absolute(images.variant_path(rel, w))} {w}w" for w in widths]  # type: ignore[arg-type]
+        return {
+            "src": url,
+            "width": size[0],
+            "height": size[1],
+            "srcset": ", ".join([*candidates, f"{url} {size[0]}w"]),
+            "sizes": IMAGE_SIZES,
+            "small": self.absolute(images.variant_path(rel, widths[0])) if widths else url,  # type: ignore[arg-type]
+        }
+
+    def responsive(self, html: str) -> str:
+        """The body's <img> of the site's own images with width, height, srcset and sizes
+        (no layout shift; a phone loads the small copy)."""
+        if not self.image_sizes:
+            return html
+
+        def add(m: re.Match[str]) -> str:
+            tag = m.group(0)
+            src = _SRC.search(tag)
+            info = self.picture(_unescape_html(src.group(1))) if src else None
+            if info is None or "srcset=" in tag:
+                return tag
+            extra = ""
+            if info["small"] != info["src"]:  # there are smaller copies to choose from
+                extra = f' srcset="{_escape_html(str(info["srcset"]))}" sizes="{info["sizes"]}"'
+            if " width=" not in tag and " height=" not in tag:
+                extra += f' width="{info["width"]}" height="{info["height"]}"'
+            end = -2 if tag.endswith("/>") else -1
+            return tag[:end].rstrip() + extra + tag[end:]
+
+        return _IMG.sub(add, html)
+
+    def og_picture(self, entry: Entry) -> tuple[str | None, tuple[int, int] | None]:
+        """The URL (and size) of the picture a link preview of the item shows."""
+        rel = self.asset_of(entry.item.image)
+        if rel is not None and rel in self.image_sizes:
+            return self.absolute(images.og_path(rel)), images.OG_SIZE
+        return entry.item.image, None
 
     def _item_pages(self) -> list[Output]:
         # Runs for every item on every build, whether or not its page is rendered: one hash.
@@ -286,7 +360,12 @@ class Site:
                 f"site/{entry.path}index.html",
                 # An event's page says when it is over: its key changes then too.
                 hashlib.blake2b(
-                    (prefix + entry.key + ("\x1fover" if ended(entry, self.now) else "")).encode(),
+                    (
+                        prefix
+                        + entry.key
+                        + ("\x1fover" if ended(entry, self.now) else "")
+                        + self._image_key(entry)
+                    ).encode(),
                     digest_size=16,
                 ).hexdigest(),
                 functools.partial(self.render_item, entry),
@@ -294,6 +373,13 @@ class Site:
             )
             for entry in self.entries
         ]
+
+    def _image_key(self, entry: Entry) -> str:
+        """The sizes of the item's images: its page sets them (a replaced image file that
+        keeps its name changes the page)."""
+        if not self.image_sizes:
+            return ""
+        return repr([self.image_sizes.get(rel) for rel in entry.item.assets])
 
     def transcript_html(self, entry: Entry) -> str | None:
         """The episode's transcript file as HTML (read as the page is rendered; its digest
@@ -329,6 +415,7 @@ class Site:
 
     def render_item(self, entry: Entry) -> bytes:
         item = entry.item
+        og_image, og_size = self.og_picture(entry)
         known = item.track in self.track_labels
         track = (
             next(t for t in self.tracks if t["id"] == item.track)
@@ -343,10 +430,12 @@ class Site:
             page_title=f"{item.title} | {self.config.site.title}",
             page_description=item.summary,
             og_type="article",
-            og_image=item.image,
+            og_image=og_image,
+            og_image_size=og_size,
             og_image_alt=item.image_alt,
+            picture=self.picture(item.image),
             event_over=ended(entry, self.now),
-            body=scrolling_tables(item.html),
+            body=self.responsive(scrolling_tables(item.html)),
             transcript=self.transcript_html(entry),
             transcript_file=self.url(entry.path + feeds.TRANSCRIPT_FILE),
             feeds=self.feeds(item.track if known else None),

@@ -436,6 +436,10 @@ class Visitor:
         own = tuple(self.origins.values())
 
         def failed(url: str, why: str) -> None:
+            # A request the browser cancelled (the search page's worker script, still loading
+            # when the test moves on) is not a file that failed to load.
+            if "net::ERR_ABORTED" in why:
+                return
             if url.startswith(own) and url != self._main_url:
                 self.problems.append(f"{url}: {why}")
 
