@@ -164,3 +164,18 @@ def test_an_item_keeps_its_part(path: str, parts_: int) -> None:
     assert 0 <= k < parts_ and k == search.part_of(path, parts_)
     # Doubling the parts splits a part in two: an item goes to k or k + parts.
     assert search.part_of(path, parts_ * 2) in (k, k + parts_)
+
+
+def test_an_index_file_cut_short_is_made_again(project: Project) -> None:
+    """The index's files are not flushed one by one: a power cut may leave one empty. Its
+    size no longer matches its key, and the next build indexes that part again."""
+    project.write("wrb/open.md", item("Open", "Over het woord herstelwoord."))
+    build_at(project)
+    (fragment,) = (project.root / "outbox/site/zoeken/index").rglob("*.pf_fragment")
+    fragment.write_bytes(b"")
+    report = build_at(project, "2026-11-28T12:00")
+    assert (
+        f"site/{fragment.relative_to(project.root / 'outbox').as_posix().removeprefix('site/')}"
+        in report.written
+    )
+    assert "herstelwoord" in indexed(project.root)["/berichten/wrb-open/"]

@@ -9,6 +9,7 @@ record items and outputs in the state store in one transaction.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ from pipeline.fingerprints import output_fingerprint
 from pipeline.horizon import horizons
 from pipeline.outbox import Outbox, digest, make_durable
 from pipeline.publish import Publication, decide
-from pipeline.render import templates
+from pipeline.render import search, templates
 from pipeline.render.links import broken_links
 from pipeline.render.newsletter import IssueLink, web_path
 from pipeline.render.output import Output, key_of
 from pipeline.render.outputs import all_outputs
+from pipeline.render.site import transcript_html
 from pipeline.state import BuildLock, IssueStore, StateStore
 from pipeline.workers import cpu_count, parallel_map
 
@@ -104,7 +106,9 @@ def build(
             files = scan_content(config.root)
             inputs = _inputs_fingerprint(fp, files, IssueStore(state).summaries(approved_only=True))
             meta = state.build_meta()
-            if _nothing_to_do(config, meta, inputs, now):
+            if _nothing_to_do(config, meta, inputs, now) and search.intact(
+                config, state.outputs(search.PREFIX)
+            ):
                 report = BuildReport(
                     Publication(entries=()), (), skipped=True, warnings=(*file_problems(config),)
                 )
@@ -121,6 +125,17 @@ def build(
             # Temp files of a killed run go first, those of a failing build with it.
             outbox = cleanup.enter_context(Outbox(config.outbox_dir).session(state_path))
             previous = state.outputs()
+            previous_keys = {path: key for path, (key, _) in previous.items()}
+            # The search index is made by other processes while the pages are rendered.
+            indexing = cleanup.enter_context(
+                search.start(
+                    config,
+                    publication.entries,
+                    fp,
+                    previous_keys,
+                    functools.partial(transcript_html, config),
+                )
+            )
             outputs = all_outputs(
                 config,
                 publication,
@@ -128,7 +143,7 @@ def build(
                 template_dirs=dirs,
                 fp=fp,
                 issues=issues,
-                previous_keys={path: key for path, (key, _) in previous.items()},
+                previous_keys=previous_keys,
             )
             report = BuildReport(
                 publication,
@@ -140,26 +155,33 @@ def build(
                 warnings=(*file_problems(config),),
             )
             changed = _write(config, outbox, outputs, previous, report)
-            # Write-ahead: the store learns of every new path before it appears in the outbox,
-            # so a file left by a build killed before its end is still removed when stale.
-            with state.transaction():
-                state.note_outputs([p for p in report.written if p not in previous])
-            try:
-                outbox.commit()
-            except BaseException:
-                outbox.discard()
-                raise
-
+            _commit(state, outbox, [p for p in report.written if p not in previous])
             produced = {o.path for o in outputs}
-            stale = [p for p in previous if p not in produced]
+            # The index's files are listed when it is done, below: not stale meanwhile.
+            stale = [p for p in previous if p not in produced and not search.owns(p)]
             report.removed = [p for p in stale if outbox.exists(p)]
             outbox.remove(stale)
+            searched_before = {p: v for p, v in previous.items() if search.owns(p)}
             # The rendering's data is done with: not to be carried into the social workers.
             del outputs, previous, produced
             # Social drafts for the live entries; comms edits are never overwritten.
             social = sync_drafts(config, publication.entries, now, reach.social)
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
+            # The search index last: Pagefind had the rendering, the commit and the social
+            # drafts to run beside. Its files go in after the pages they point to.
+            searched = indexing.outputs()
+            written = len(report.written)
+            intact = {p: v for p, v in searched_before.items() if p not in indexing.damaged}
+            changed |= _write(config, outbox, searched, intact, report, flush=False)
+            _commit(
+                state, outbox, [p for p in report.written[written:] if p not in searched_before]
+            )
+            kept = {o.path for o in searched}
+            gone = [p for p in searched_before if p not in kept]
+            report.removed += [p for p in gone if outbox.exists(p)]
+            outbox.remove(gone)
+            stale += gone
             with state.transaction():
                 # Moves first: a new file in the old place of a moved one is saved under the
                 # id the move withdraws.
@@ -205,15 +227,16 @@ def _nothing_to_do(config: Config, meta: dict[str, str], inputs: str, now: datet
 
 # Rendering more than this many outputs is spread over worker processes.
 _PARALLEL_THRESHOLD = 200
-_Shared = tuple[list[Output], Outbox, dict[str, tuple[str, str]]]
+_Shared = tuple[list[Output], Outbox, dict[str, tuple[str, str]], bool]
 # path, key, digest, staged temp file (None: identical bytes in place), error (None: made)
 _Rendered = tuple[str, str, str, tuple[str, str] | None, str | None]
 
 
 def _render_range(shared: _Shared, bounds: tuple[int, int]) -> list[_Rendered]:
-    jobs, outbox, previous = shared
+    jobs, outbox, previous, flush = shared
     done = [_render_one(out, outbox, previous) for out in jobs[bounds[0] : bounds[1]]]
-    make_durable([temp for _, _, _, temp, _ in done if temp is not None])
+    if flush:
+        make_durable([temp for _, _, _, temp, _ in done if temp is not None])
     return done
 
 
@@ -238,25 +261,17 @@ def _write(
     outputs: list[Output],
     previous: dict[str, tuple[str, str]],
     report: BuildReport,
+    flush: bool = True,
 ) -> dict[str, tuple[str, str]]:
-    """Render and stage every output whose key changed; commit in stage order."""
-    jobs = []
-    for out in outputs:
-        prev = previous.get(out.path)
-        if prev is not None and prev[0] == out.key and outbox.exists(out.path):
-            report.unchanged += 1
-        else:
-            jobs.append(out)
+    """Render and stage every output whose key changed, in stage order (committed by
+    `_commit`). Returns what was staged or found in place. `flush` False: the files are
+    moved into place without being flushed first (the search index, which checks its
+    files' sizes on the next build instead: see search.py)."""
+    jobs = _changed(outputs, previous, outbox, report)
     jobs.sort(key=lambda o: o.stage)
     last_stage = jobs[0].stage if jobs else 0
-    workers = cpu_count(config.build.workers) if len(jobs) >= _PARALLEL_THRESHOLD else 1
-    # Ranges of ~1/8 of a worker's share: both cores stay busy to the end.
-    size = max(20, len(jobs) // (workers * 8))
-    bounds = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
-    results: list[_Rendered] = []
     try:
-        for chunk in parallel_map(_render_range, (jobs, outbox, previous), bounds, workers):
-            results.extend(chunk)
+        results = _render_all(config, outbox, jobs, previous, flush)
         changed: dict[str, tuple[str, str]] = {}
         owners = {f"site/{e.path}": e.item.source for e in report.publication.entries}
         for job, (path, key, d, temp, error) in zip(jobs, results, strict=True):
@@ -285,3 +300,52 @@ def _write(
         outbox.discard()
         raise
     return changed
+
+
+def _commit(state: StateStore, outbox: Outbox, new: list[str]) -> None:
+    """Commit what is staged. Write-ahead: the store learns of every `new` path before it
+    appears in the outbox, so a file left by a build killed before its end is still removed
+    when stale."""
+    with state.transaction():
+        state.note_outputs(new)
+    try:
+        outbox.commit()
+    except BaseException:
+        outbox.discard()
+        raise
+
+
+def _render_all(
+    config: Config,
+    outbox: Outbox,
+    jobs: list[Output],
+    previous: dict[str, tuple[str, str]],
+    flush: bool,
+) -> list[_Rendered]:
+    """Render and stage `jobs`, over worker processes when there are many; `flush`: each
+    file is flushed to disk before it is moved into place."""
+    workers = cpu_count(config.build.workers) if len(jobs) >= _PARALLEL_THRESHOLD else 1
+    # Ranges of ~1/8 of a worker's share: both cores stay busy to the end.
+    size = max(20, len(jobs) // (workers * 8))
+    bounds = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
+    results: list[_Rendered] = []
+    for chunk in parallel_map(_render_range, (jobs, outbox, previous, flush), bounds, workers):
+        results.extend(chunk)
+    return results
+
+
+def _changed(
+    outputs: list[Output],
+    previous: dict[str, tuple[str, str]],
+    outbox: Outbox,
+    report: BuildReport,
+) -> list[Output]:
+    """The outputs whose key changed or whose file is gone; the others count as unchanged."""
+    jobs = []
+    for out in outputs:
+        prev = previous.get(out.path)
+        if prev is not None and prev[0] == out.key and outbox.exists(out.path):
+            report.unchanged += 1
+        else:
+            jobs.append(out)
+    return jobs

@@ -102,8 +102,6 @@ def link_problems(
         fp="",
         issues=issues,
         previous_keys={},
-        # Nobody links into the index's files; making them would run Pagefind on every check.
-        with_search=False,
     )
     return broken_links(config, publication.entries, site_paths(outputs, issues))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.publish import Publication
-from pipeline.render import calendar, feeds, search, templates
+from pipeline.render import calendar, feeds, templates
 from pipeline.render.newsletter import IssueLink
 from pipeline.render.output import Output
 from pipeline.render.site import Site
@@ -28,10 +28,9 @@ def all_outputs(
     fp: str,
     issues: Sequence[IssueLink],
     previous_keys: Mapping[str, str],
-    with_search: bool = True,
 ) -> list[Output]:
-    """Every output of a build, one per path: pages and assets, feeds, calendars, the
-    search index (`with_search` False: its files are left out, and Pagefind is not run).
+    """Every output of a build, one per path: pages and assets, feeds, calendars (the
+    search index is made beside them: search.start).
 
     `fp` is the fingerprint of what shapes every output (settings, templates, code);
     `previous_keys` the key of each file in the outbox now (an unreadable asset keeps its copy).
@@ -45,10 +44,6 @@ def all_outputs(
         *feeds.outputs(config, entries, fp, site.terms),
         *calendar.outputs(config, entries, fp, now),
     ]
-    if with_search:
-        out += search.outputs(
-            config, entries, fp, previous_keys, site.track_labels, site.transcript_html
-        )
     # The podcast cover may also be an item's asset: that output stays, listed once.
     paths = {o.path for o in out}
     out += [o for o in feeds.podcast_image_output(config) if o.path not in paths]

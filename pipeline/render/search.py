@@ -3,7 +3,9 @@
 Pagefind has no incremental mode and costs about 1.7 ms of CPU per item, so the published
 items are spread over a power of two of parts by a hash of their page; a part is indexed
 again only when one of its items changed, and the search page merges the parts in the
-browser (`mergeIndex`). Part 0 carries Pagefind's scripts; the others only their index.
+browser (`mergeIndex`). The first part carries Pagefind's scripts; the others only their
+index. The parts are indexed by a process of their own (pagefind_parts.py), started before
+the build renders its pages and waited for after: the indexing runs beside the rendering.
 
 Only the build's entries are indexed: drafts, embargoed and withdrawn items are never
 entries. Each file of a part is an output like any other (atomic, removed when stale); a
@@ -14,12 +16,16 @@ reports it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import html
+import json
 import math
+import os
+import re
+import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -49,6 +55,20 @@ def part_of(path: str, parts: int) -> int:
     return int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "big") % parts
 
 
+PREFIX = f"site/{FOLDER}"  # outbox-relative
+
+
+def owns(path: str) -> bool:
+    """Whether outbox file `path` is part of the index."""
+    return path.startswith(PREFIX)
+
+
+def intact(config: Config, files: Mapping[str, tuple[str, str]]) -> bool:
+    """Whether every file of the index (outbox path -> key, digest) is in place at its
+    size: a build with nothing else to do still mends the index after a power cut."""
+    return all(_intact(config.outbox_dir / path, key) for path, (key, _) in files.items())
+
+
 def groups(config: Config, entries: Sequence[Entry]) -> list[list[Entry]]:
     """The entries of each part (a part may be empty: it then has no files)."""
     parts = part_count(len(entries), config.search.part_size)
@@ -75,8 +95,18 @@ def record(entry: Entry, part: int, track: str, tz: object, transcript: str | No
         f'<h1 data-pagefind-meta="title">{e(item.title)}</h1>'
         f'<p data-pagefind-meta="datum" data-pagefind-ignore>{e(dutch_date(entry.published, tz))}</p>'  # type: ignore[arg-type]
         f'<p data-pagefind-meta="traject" data-pagefind-ignore>{e(track)}</p>'
-        f"<p>{e(item.summary)}</p>{item.html}{transcript or ''}</main></body></html>"
+        f"<p>{e(item.summary)}</p><p>{e(_text(item.html))}</p>"
+        f"<p>{e(_text(transcript or ''))}</p></main></body></html>"
     )
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _text(body: str) -> str:
+    """The words of a body (sanitised HTML): Pagefind parses plain text faster than markup
+    (see bench/README.md), and the search page shows no more than a snippet."""
+    return html.unescape(_TAG.sub(" ", body))
 
 
 def _pagefind() -> str:
@@ -100,141 +130,31 @@ def _failed(message: str) -> bytes:
     raise RuntimeError(message)
 
 
-class _Run:
-    """One part being indexed: its pages written to a temporary folder, Pagefind started."""
-
-    def __init__(self, part: int, primary: bool, work: Path, pages: list[tuple[str, str]]) -> None:
-        self.part = part
-        self.primary = primary
-        self.site = work / f"{part}" / "site"
-        self.out = work / f"{part}" / "uit"
-        self.site.mkdir(parents=True)
-        for path, text in pages:
-            folder = self.site / path
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "index.html").write_text(text, encoding="utf-8")
-        self.log = work / f"{part}" / "log.txt"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.error = ""
-
-    def start(self) -> None:
-        # Its output goes to a file: a full pipe would stop it while we wait for another.
-        with open(self.log, "wb") as log:
-            try:
-                self.process = subprocess.Popen(
-                    [
-                        _pagefind(),
-                        "--site",
-                        str(self.site),
-                        "--output-path",
-                        str(self.out),
-                        "--force-language",
-                        "nl",
-                        "--silent",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            except OSError as exc:
-                self.error = f"Pagefind start niet: {exc.strerror or exc}"
-
-    def wait(self) -> None:
-        if self.process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):  # finish() says so
-                self.process.wait(timeout=TIMEOUT)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def finish(self) -> dict[str, bytes] | str:
-        """The part's files by path inside the bundle, or what went wrong."""
-        if self.process is None:
-            return self.error
-        try:
-            self.process.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return f"Pagefind stopte niet binnen {TIMEOUT:.0f} s"
-        log = self.log.read_bytes()[-4096:]
-        if self.process.returncode != 0 or not (self.out / ENTRY).is_file():
-            last = log.decode("utf-8", "replace").strip().splitlines()[-1:] or ["geen uitvoer"]
-            return f"Pagefind eindigde met code {self.process.returncode}: {last[0]}"
-        files = {}
-        for path in sorted(self.out.rglob("*")):
-            rel = path.relative_to(self.out).as_posix()
-            if path.is_file() and _kept(self.primary, rel):
-                files[rel] = path.read_bytes()
-        return files
+SCRATCH_PREFIX = "krimppost-zoeken-"
 
 
-def outputs(
-    config: Config,
-    entries: Sequence[Entry],
-    fp: str,
-    previous_keys: Mapping[str, str],
-    track_labels: Mapping[str, str],
-    transcript: Callable[[Entry], str | None],
-) -> list[Output]:
-    """Every file of the search index; parts whose items are unchanged keep their files."""
-    if not config.search.enabled:
-        return []
-    parts = groups(config, entries)
-    # The first part with items carries Pagefind's scripts.
-    first = next((k for k, group in enumerate(parts) if group), 0)
-    before = _previous_parts(previous_keys)
-    out: list[Output] = []
-    stale: list[tuple[int, str, bool]] = []
-    for part, group in enumerate(parts):
-        if not group:
-            continue
-        folder = f"site/{FOLDER}{part}/"
-        primary = part == first
-        key = key_of(
-            fp, "search", SEARCH_VERSION, len(parts), part, primary, [e.key for e in group]
-        )
-        current = previous_keys.get(folder + ENTRY) == key and all(
-            (config.outbox_dir / p).is_file() for p in before.get(part, ())
-        )
-        if current:
-            # Unchanged keys: the build renders none of these; `produce` is never called.
-            out += [
-                Output(p, previous_keys[p], functools.partial(_failed, p), 0)
-                for p in before.get(part, ())
-            ]
-        else:
-            stale.append((part, key, primary))
-    if not stale:
-        return out
-    tz = config.site.tz
+def _scratch() -> str | None:
+    """Where the pages for Pagefind and its bundles go for the time of a build: memory
+    (/dev/shm) where there is, as Pagefind writes a file per item (see bench/README.md);
+    what a killed build left there is removed by the next."""
+    shm = "/dev/shm"
+    if not (os.path.isdir(shm) and os.access(shm, os.W_OK)):
+        return None
+    for left in Path(shm).glob(f"{SCRATCH_PREFIX}*"):
+        pid = left.name[len(SCRATCH_PREFIX) :].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    return shm
 
-    def pages(part: int) -> list[tuple[str, str]]:
-        return [
-            (
-                e.path,
-                record(e, part, track_labels.get(e.item.track, e.item.track), tz, transcript(e)),
-            )
-            for e in parts[part]
-        ]
 
-    with tempfile.TemporaryDirectory(prefix="krimppost-zoeken-") as work:
-        runs = [(_Run(part, primary, Path(work), pages(part)), key) for part, key, primary in stale]
-        # At most one Pagefind per core at a time (each is mostly one thread).
-        width = cpu_count(config.build.workers)
-        try:
-            for i, (run, _key) in enumerate(runs):
-                if i >= width:
-                    runs[i - width][0].wait()
-                run.start()
-            for run, key in runs:
-                out += _part_outputs(run, key, previous_keys)
-        finally:
-            for run, _key in runs:  # an interrupted build leaves no Pagefind running
-                run.stop()
-    return out
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _previous_parts(previous_keys: Mapping[str, str]) -> dict[int, list[str]]:
@@ -249,23 +169,169 @@ def _previous_parts(previous_keys: Mapping[str, str]) -> dict[int, list[str]]:
     return parts
 
 
-def _part_outputs(run: _Run, key: str, previous_keys: Mapping[str, str]) -> list[Output]:
-    folder = f"site/{FOLDER}{run.part}/"
-    result = run.finish()
+class Indexing:
+    """The search index of one build: the parts that are current keep their files, the
+    others are being indexed (`outputs()` waits for them). Leaving it stops what still runs
+    and removes the temporary pages."""
+
+    def __init__(self) -> None:
+        self.kept: list[Output] = []
+        self.stale: list[tuple[int, str, bool]] = []  # part, key, has the scripts
+        self.previous_keys: Mapping[str, str] = {}
+        # Files of the outbox not at the size their key says: written again whatever the key.
+        self.damaged: set[str] = set()
+        self.work: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Indexing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()  # its Pagefinds finish their part and stop: nothing waits
+            self.process.wait()
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def outputs(self) -> list[Output]:
+        """Every file of the index, once the parts being indexed are done."""
+        out = list(self.kept)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=TIMEOUT * max(1, len(self.stale)))
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for part, key, primary in self.stale:
+            assert self.work is not None
+            out += _part_outputs(self.work / str(part), part, key, primary, self.previous_keys)
+        return out
+
+
+def start(
+    config: Config,
+    entries: Sequence[Entry],
+    fp: str,
+    previous_keys: Mapping[str, str],
+    transcript: Callable[[Entry], str | None],
+) -> Indexing:
+    """Start indexing the parts whose items changed; the others keep their files."""
+    indexing = Indexing()
+    if not config.search.enabled:
+        return indexing
+    indexing.previous_keys = previous_keys
+    parts = groups(config, entries)
+    first = next((k for k, group in enumerate(parts) if group), 0)
+    before = _previous_parts(previous_keys)
+    for part, group in enumerate(parts):
+        if not group:
+            continue
+        folder = f"site/{FOLDER}{part}/"
+        primary = part == first
+        key = key_of(
+            fp, "search", SEARCH_VERSION, len(parts), part, primary, [e.key for e in group]
+        )
+        entry = previous_keys.get(folder + ENTRY, "")
+        damaged = {
+            p for p in before.get(part, ()) if not _intact(config.outbox_dir / p, previous_keys[p])
+        }
+        indexing.damaged |= damaged
+        current = entry.rpartition(":")[0] == key and not damaged
+        if current:
+            # Unchanged keys: the build renders none of these; `produce` is never called.
+            indexing.kept += [
+                Output(p, previous_keys[p], functools.partial(_failed, p), 0)
+                for p in before.get(part, ())
+            ]
+        else:
+            indexing.stale.append((part, key, primary))
+    if not indexing.stale:
+        return indexing
+    labels = {t.id: t.label for t in config.tracks.values()}
+    tz = config.site.tz
+    indexing.work = work = Path(
+        tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=_scratch())
+    )
+    try:
+        for part, _key, _primary in indexing.stale:
+            (work / str(part)).mkdir()
+            with open(work / str(part) / "paginas.jsonl", "w", encoding="utf-8") as pages:
+                for e in parts[part]:
+                    label = labels.get(e.item.track, e.item.track)
+                    text = record(e, part, label, tz, transcript(e))
+                    pages.write(json.dumps([f"{e.path}index.html", text]) + "\n")
+        indexing.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("pagefind_parts.py")),
+                _pagefind(),
+                # One Pagefind per core at a time (each is mostly one thread).
+                str(cpu_count(config.build.workers)),
+                str(TIMEOUT),
+                *(str(work / str(part)) for part, _key, _primary in indexing.stale),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except BaseException:
+        indexing.__exit__()
+        raise
+    return indexing
+
+
+def _part_outputs(
+    folder: Path, part: int, key: str, primary: bool, previous_keys: Mapping[str, str]
+) -> list[Output]:
+    """The files Pagefind made for one part; its previous files when it failed (the entry
+    is made again, and fails again with the reason, next build)."""
+    site_folder = f"site/{FOLDER}{part}/"
+    result = _result(folder, primary)
     if isinstance(result, str):
-        # The previous files stay; the entry is made again (and fails again) next build.
-        message = f"zoekindex, deel {run.part}: {result}"
-        kept = [p for p in previous_keys if p.startswith(folder) and p != folder + ENTRY]
+        message = f"zoekindex, deel {part}: {result}"
+        kept = [p for p in previous_keys if p.startswith(site_folder) and p != site_folder + ENTRY]
         return [
             *(Output(p, previous_keys[p], functools.partial(_failed, p), 0) for p in kept),
-            Output(folder + ENTRY, key, functools.partial(_failed, message), 2),
+            Output(site_folder + ENTRY, f"{key}:0", functools.partial(_failed, message), 2),
         ]
     return [
         Output(
-            folder + rel,
-            key if rel == ENTRY else hashlib.blake2b(data, digest_size=16).hexdigest(),
+            site_folder + rel,
+            f"{key if rel == ENTRY else hashlib.blake2b(data, digest_size=16).hexdigest()}:{len(data)}",
             functools.partial(bytes, data),
             _stage(rel),
         )
         for rel, data in result.items()
     ]
+
+
+def _intact(path: Path, key: str) -> bool:
+    """Whether an index file is in the outbox at the size its key says. The build moves
+    these files into place without flushing each to disk first (thousands of them: see
+    bench/README.md); a power cut can then leave one empty or short, and its part is indexed
+    again."""
+    try:
+        return path.stat().st_size == int(key.rpartition(":")[2])
+    except (OSError, ValueError):
+        return False
+
+
+def _result(folder: Path, primary: bool) -> dict[str, bytes] | str:
+    """A part's files by path inside its bundle, or what went wrong."""
+    try:
+        done = (folder / "klaar").read_text()
+    except OSError:
+        return "Pagefind is niet afgemaakt"
+    out = folder / "uit"
+    if done != "0" or not (out / ENTRY).is_file():
+        if not done.lstrip("-").isdigit():
+            return done
+        log = (folder / "log.txt").read_bytes()[-4096:].decode("utf-8", "replace")
+        last = log.strip().splitlines()[-1:] or ["geen uitvoer"]
+        return f"Pagefind eindigde met code {done}: {last[0]}"
+    files = {}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out).as_posix()
+        if path.is_file() and _kept(primary, rel):
+            files[rel] = path.read_bytes()
+    return files

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
 import posixpath
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from html import escape as _escape_html
 from html import unescape as _unescape_html
@@ -28,16 +26,14 @@ from pipeline.content.confine import inside, read_confined
 from pipeline.content.model import KIND_LABELS, KINDS
 from pipeline.errors import KrimppostError, Problem
 from pipeline.publish import Entry
-from pipeline.render import feeds, images, search, templates
-from pipeline.render.calendar import ended, past_events, upcoming_events
+from pipeline.render import feeds, images, listings, pages, templates
+from pipeline.render.calendar import ended
 from pipeline.render.newsletter import IssueLink
 from pipeline.render.output import Output, key_of
 
 if TYPE_CHECKING:
     import jinja2
 
-PAGE_SIZE = 20
-HOME_SIZE = 10
 KIND_PATHS: dict[str, tuple[str, str]] = {
     "finding": ("bevindingen", "Bevindingen"),
     "progress": ("voortgang", "Voortgang"),
@@ -47,44 +43,6 @@ KIND_PATHS: dict[str, tuple[str, str]] = {
     "news": ("nieuws", "Nieuws"),
 }
 assert set(KIND_PATHS) == set(KINDS) == set(KIND_LABELS)
-
-
-@dataclass(frozen=True)
-class Page:
-    number: int
-    count: int
-    entries: Sequence[Entry]
-    previous: str | None
-    next: str | None
-    folder: str = ""  # the listing's first page
-
-
-def escape(text: str) -> str:
-    """&, < and > for XML text (xml.sax.saxutils would import urllib and ssl: 15 ms a run)."""
-    return _escape_html(text, quote=False)
-
-
-REDIRECT_VERSION = 1
-
-
-def redirect_page(site_title: str, target: str) -> bytes:
-    """Where an item page was before its file moved: a permanent pointer to the new page (a
-    static host has no 301; search engines treat an instant refresh with a canonical link
-    as one)."""
-    url = _escape_html(target)
-    title = _escape_html(site_title)
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="nl">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>Dit bericht is verhuisd | {title}</title>\n"
-        f'<link rel="canonical" href="{url}">\n'
-        f'<meta http-equiv="refresh" content="0; url={url}">\n'
-        '<meta name="robots" content="noindex">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        "</head>\n<body>\n<main>\n<h1>Dit bericht is verhuisd</h1>\n"
-        f'<p>Het staat nu op <a href="{url}">{url}</a>.</p>\n'
-        "</main>\n</body>\n</html>\n"
-    ).encode()
 
 
 _TABLE = re.compile(r"<table\b[^>]*>|</table>")
@@ -110,8 +68,20 @@ def scrolling_tables(html: str) -> str:
     return _TABLE.sub(wrap, html)
 
 
-def entry_key(entry: Entry) -> str:
-    return entry.key
+def transcript_html(config: Config, entry: Entry) -> str | None:
+    """The episode's transcript file as HTML (read as the page is rendered; its digest
+    is in the item's content hash, so the page's key follows an edit of it)."""
+    path = entry.item.transcript
+    if path is None:
+        return None
+    from pipeline.content import body, frontmatter
+
+    data = read_confined(config.content_dir, path, f"content/{path}", "content/")
+    try:
+        text = frontmatter.decode(data)
+    except frontmatter.FrontMatterError as exc:
+        raise KrimppostError([Problem(f"content/{path}", exc.line, exc.message)]) from None
+    return body.render_html(text, config.site.base_url, posixpath.dirname(path))
 
 
 class Site:
@@ -234,9 +204,9 @@ class Site:
         out += self._assets()
         out += self._item_pages()
         out += self._transcripts()
-        out += self._redirect_pages()
-        out += self._listings()
-        out += self._fixed_pages()
+        out += pages.redirect_pages(self)
+        out += listings.outputs(self)
+        out += pages.outputs(self)
         return out
 
     def _static(self) -> list[Output]:
@@ -382,19 +352,7 @@ class Site:
         return repr([self.image_sizes.get(rel) for rel in entry.item.assets])
 
     def transcript_html(self, entry: Entry) -> str | None:
-        """The episode's transcript file as HTML (read as the page is rendered; its digest
-        is in the item's content hash, so the page's key follows an edit of it)."""
-        path = entry.item.transcript
-        if path is None:
-            return None
-        from pipeline.content import body, frontmatter
-
-        data = read_confined(self.config.content_dir, path, f"content/{path}", "content/")
-        try:
-            text = frontmatter.decode(data)
-        except frontmatter.FrontMatterError as exc:
-            raise KrimppostError([Problem(f"content/{path}", exc.line, exc.message)]) from None
-        return body.render_html(text, self.config.site.base_url, posixpath.dirname(path))
+        return transcript_html(self.config, entry)
 
     def _transcripts(self) -> list[Output]:
         from pipeline.content.plaintext import html_to_text
@@ -441,239 +399,12 @@ class Site:
             feeds=self.feeds(item.track if known else None),
         )
 
-    def _redirect_pages(self) -> list[Output]:
-        # Not in the sitemap: it lists canonical pages only.
-        return [
-            Output(
-                f"site/{path}index.html",
-                key_of("redirect", REDIRECT_VERSION, self.config.site.title, target),
-                functools.partial(redirect_page, self.config.site.title, target),
-                2,
-            )
-            for path, target in self.redirects
-        ]
-
-    def _paged(
-        self,
-        folder: str,
-        entries: Sequence[Entry],
-        heading: str,
-        intro: str,
-        family: tuple[str, str] | None = None,
-    ) -> list[Output]:
-        """A listing in pages of PAGE_SIZE; `family`: (feed folder, label) of its own feeds."""
-        count = max(1, math.ceil(len(entries) / PAGE_SIZE))
-        out = []
-        feed_links = (
-            {
-                "rss": self.url(f"feeds/{family[0]}rss.xml"),
-                "atom": self.url(f"feeds/{family[0]}atom.xml"),
-                "json": self.url(f"feeds/{family[0]}feed.json"),
-            }
-            if family
-            else None
-        )
-        for number in range(1, count + 1):
-            chunk = entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
-            path = folder if number == 1 else f"{folder}pagina/{number}/"
-            page = Page(
-                number=number,
-                count=count,
-                entries=chunk,
-                previous=None
-                if number == 1
-                else (folder if number == 2 else f"{folder}pagina/{number - 1}/"),
-                next=None if number == count else f"{folder}pagina/{number + 1}/",
-                folder=folder,
-            )
-            title = heading if number == 1 else f"{heading} (pagina {number})"
-
-            def produce(page: Page = page, path: str = path, title: str = title) -> bytes:
-                return self.render(
-                    "site/listing.html",
-                    path,
-                    heading=title,
-                    intro=intro,
-                    page=page,
-                    page_title=f"{title} | {self.config.site.title}",
-                    page_description=intro or self.config.site.description,
-                    feeds=self.feeds_of(family),
-                    feed_links=feed_links,
-                    feed_label=family[1] if family else "",
-                )
-
-            key = key_of(
-                self.fp, "list", path, title, intro, count, family, [entry_key(e) for e in chunk]
-            )
-            out.append(Output(f"site/{path}index.html", key, produce, 2))
-        return out
-
-    def _listings(self) -> list[Output]:
-        out = self._paged(
-            "archief/", self.entries, "Archief", "Alle berichten van het programma, nieuwste eerst."
-        )
-        for track in self.tracks:
-            entries = [e for e in self.entries if e.item.track == track["id"]]
-            out += self._paged(
-                track["path"],
-                entries,
-                track["label"],
-                track["description"],
-                (f"{track['id']}/", track["label"]),
-            )
-        for kind in self.kinds:
-            entries = [e for e in self.entries if e.item.kind == kind["id"]]
-            out += self._paged(kind["path"], entries, kind["plural"], "")
-        for field in taxonomy.KINDS:
-            out += self._taxonomy(field)
-        return out
-
     @functools.cached_property
     def terms(self) -> dict[str, list[tuple[taxonomy.Term, list[Entry]]]]:
         """field -> every region or topic with its entries (newest first), by slug."""
         return {f: taxonomy.grouped(f, self.entries, lambda e: e.item) for f in taxonomy.KINDS}
 
-    def _taxonomy(self, field: str) -> list[Output]:
-        folder, _noun, heading = taxonomy.KINDS[field]
-        terms = self.terms[field]
-        listed = [(term, len(entries)) for term, entries in terms]
-
-        def index() -> bytes:
-            return self.render(
-                "site/terms.html",
-                f"{folder}/",
-                heading=heading,
-                field=field,
-                terms=listed,
-                page_title=f"{heading} | {self.config.site.title}",
-            )
-
-        key = key_of(self.fp, "terms", field, [(t.name, t.slug, n) for t, n in listed])
-        out = [Output(f"site/{folder}/index.html", key, index, 2)]
-        for term, entries in terms:
-            intro = (
-                f"Berichten over de regio {term.name}, nieuwste eerst."
-                if field == "regions"
-                else f"Berichten over {term.name}, nieuwste eerst."
-            )
-            out += self._paged(term.path, entries, term.name, intro, (term.path, term.name))
-        return out
-
     def newsletter_archive(self) -> Output:
         """The page of newsletter issues (its feed is feeds.issues_output; `compile` refreshes
         both through outputs.newsletter_archive)."""
-        return Output(
-            "site/nieuwsbrief/index.html",
-            key_of(self.fp, "issues", list(self.issues)),
-            lambda: self.render(
-                "site/newsletters.html",
-                "nieuwsbrief/",
-                issues=self.issues,
-                page_title=f"Nieuwsbrief | {self.config.site.title}",
-            ),
-            2,
-        )
-
-    def _fixed_pages(self) -> list[Output]:
-        latest = list(self.entries[:HOME_SIZE])
-        events = upcoming_events(self.entries, self.now)
-        home_key = key_of(self.fp, "home", [entry_key(e) for e in latest + events])
-        past = past_events(self.entries, self.now)
-        agenda_key = key_of(
-            self.fp, "agenda", [entry_key(e) for e in events], [entry_key(e) for e in past]
-        )
-        searchable = [self._search_page()] if self.config.search.enabled else []
-        return [
-            *searchable,
-            self.newsletter_archive(),
-            Output(
-                "site/agenda/index.html",
-                agenda_key,
-                lambda: self.render(
-                    "site/agenda.html",
-                    "agenda/",
-                    upcoming=events,
-                    past=past,
-                    page_title=f"Agenda | {self.config.site.title}",
-                    page_description=f"Komende en afgelopen evenementen van {self.config.site.title}.",
-                ),
-                2,
-            ),
-            Output(
-                "site/index.html",
-                home_key,
-                lambda: self.render("site/home.html", "", entries=latest, events=events),
-                2,
-            ),
-            Output(
-                "site/404.html",
-                key_of(self.fp, "404"),
-                lambda: self.render(
-                    "site/404.html",
-                    "404.html",
-                    page_title=f"Pagina niet gevonden | {self.config.site.title}",
-                ),
-                2,
-            ),
-            Output(
-                "site/toegankelijkheid/index.html",
-                key_of(self.fp, "toegankelijkheid"),
-                lambda: self.render(
-                    "site/accessibility.html",
-                    "toegankelijkheid/",
-                    accessibility=self.config.accessibility,
-                    page_title=f"Toegankelijkheidsverklaring | {self.config.site.title}",
-                ),
-                2,
-            ),
-            Output("site/robots.txt", key_of(self.fp, "robots"), self._robots, 2),
-            Output(
-                "site/sitemap.xml",
-                key_of(self.fp, "sitemap", [entry_key(e) for e in self.entries]),
-                self._sitemap,
-                3,
-            ),
-        ]
-
-    def _search_page(self) -> Output:
-        bundles = [
-            self.url(p) for p in search.bundle_paths(search.groups(self.config, self.entries))
-        ]
-        return Output(
-            "site/zoeken/index.html",
-            key_of(self.fp, "zoeken", bundles),
-            lambda: self.render(
-                "site/search.html",
-                "zoeken/",
-                bundle_urls=bundles,
-                page_title=f"Zoeken | {self.config.site.title}",
-                page_description=f"Zoeken in alle berichten van {self.config.site.title}.",
-            ),
-            3,
-        )
-
-    def _robots(self) -> bytes:
-        return f"User-agent: *\nAllow: /\n\nSitemap: {self.absolute('sitemap.xml')}\n".encode()
-
-    def _sitemap(self) -> bytes:
-        urls: list[tuple[str, str | None]] = [
-            (self.absolute(""), None),
-            (self.absolute("archief/"), None),
-            (self.absolute("agenda/"), None),
-        ]
-        urls += [(self.absolute(t["path"]), None) for t in self.tracks]
-        urls += [(self.absolute(k["path"]), None) for k in self.kinds]
-        for field, (folder, _noun, _heading) in taxonomy.KINDS.items():
-            urls.append((self.absolute(f"{folder}/"), None))
-            urls += [(self.absolute(term.path), None) for term, _ in self.terms[field]]
-        urls.append((self.absolute("nieuwsbrief/"), None))
-        urls += [(e.url, e.updated.date().isoformat()) for e in self.entries]
-        lines = [
-            '<?xml version="1.0" encoding="UTF-8"?>',
-            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
-        ]
-        for loc, lastmod in urls:
-            mod = f"<lastmod>{lastmod}</lastmod>" if lastmod else ""
-            lines.append(f"  <url><loc>{escape(loc)}</loc>{mod}</url>")
-        lines.append("</urlset>")
-        return ("\n".join(lines) + "\n").encode()
+        return pages.newsletter_archive(self)

@@ -336,9 +336,13 @@ class StateStore:
 
     # outputs ---------------------------------------------------------------------------
 
-    def outputs(self) -> dict[str, tuple[str, str]]:
+    def outputs(self, prefix: str = "") -> dict[str, tuple[str, str]]:
+        """path -> (key, digest) of the files the builds produced (those under `prefix`)."""
         t = schema.outputs
-        return {p: (k, d) for p, k, d in self.conn.execute(select(t.c.path, t.c.key, t.c.digest))}
+        query = select(t.c.path, t.c.key, t.c.digest)
+        if prefix:
+            query = query.where(t.c.path.startswith(prefix, autoescape=True))
+        return {p: (k, d) for p, k, d in self.conn.execute(query)}
 
     def note_outputs(self, paths: list[str]) -> None:
         """Record paths about to be written, with no key yet; inside a transaction."""
