@@ -8,6 +8,7 @@ files (asset existence, duplicate ids) run afterwards in the main process.
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
 import os
 import posixpath
 import re
@@ -16,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from pipeline.config import Config
 from pipeline.content import confine, fields, frontmatter
@@ -171,7 +172,8 @@ def _parse(relative: str, data: bytes, settings: fields.ReaderSettings) -> Parse
 def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> ParseResult:
     """Find each referenced file on disk: next to the item first, then from content/'s root."""
     item = result.item
-    if not result.required_files:
+    body_files = _body_files(item.html, base_url) if item is not None else []
+    if not result.required_files and not body_files:
         return result
     found: dict[str, str] = {}
     problems = list(result.problems)
@@ -201,6 +203,16 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
             found[key] = hit
     if problems or item is None:
         return ParseResult(None, tuple(problems))
+    # A file the body links to or shows (`![Kaart](kaart.png)`) is published with the item;
+    # one that is missing or may not be published is reported with its line by the build's
+    # link check (render/links.py), and the item still publishes.
+    for rel in body_files:
+        if (
+            _publishable(rel)
+            and (content_dir / rel).is_file()
+            and _refusal(content_dir, real, rel) is None
+        ):
+            found[f"body:{rel}"] = rel
 
     image = asset_url(base_url, found["image"]) if "image" in found else item.image
     attachments = tuple(
@@ -247,6 +259,33 @@ def _resolve_files(result: ParseResult, content_dir: Path, base_url: str) -> Par
         assets=tuple(sorted(set(found.values()))),
     )
     return ParseResult(resolved, ())
+
+
+_BODY_LINK = re.compile(r'\s(?:src|href)="([^"]*)"')
+
+
+def _body_files(html: str, base_url: str) -> list[str]:
+    """The content-relative paths of the published files (`…/bestanden/<path>`) that the
+    body's links and images point to."""
+    prefix = unquote(urlsplit(urljoin(base_url, ASSET_PREFIX)).path)
+    host = urlsplit(base_url).netloc
+    out = []
+    for m in _BODY_LINK.finditer(html):
+        url = urlsplit(htmllib.unescape(m.group(1)))
+        path = unquote(url.path)
+        if url.netloc == host and path.startswith(prefix) and len(path) > len(prefix):
+            out.append(path[len(prefix) :])
+    return out
+
+
+def _publishable(rel: str) -> bool:
+    """A file of content/ that may be published: no Markdown source (another item, a
+    transcript), nothing hidden or skipped by the scan, nothing outside content/."""
+    parts = rel.split("/")
+    return not (
+        rel.endswith(("~", ".md"))
+        or any(p.startswith((".", "_")) or p in ("", "..") for p in parts)
+    )
 
 
 def _refusal(content_dir: Path, real: Path, rel: str) -> str | None:
