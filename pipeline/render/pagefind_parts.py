@@ -60,8 +60,6 @@ def _start(binary: str, folder: Path) -> subprocess.Popen[bytes] | None:
 
 def main(argv: list[str]) -> int:
     binary, width_text, timeout_text, *folders = argv
-    if hasattr(os, "nice"):
-        os.nice(10)
     width, timeout = max(1, int(width_text)), float(timeout_text)
     pending = [Path(f) for f in folders]
     running: list[tuple[Path, subprocess.Popen[bytes], float]] = []
@@ -88,4 +86,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if hasattr(os, "nice"):
+        os.nice(10)  # this process and its Pagefinds only
     sys.exit(main(sys.argv[1:]))

@@ -16,6 +16,7 @@ reports it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import html
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.publish import Entry
+from pipeline.render import pagefind_parts
 from pipeline.render.output import Output, key_of
 from pipeline.render.templates import dutch_date
 from pipeline.workers import cpu_count
@@ -182,6 +184,7 @@ class Indexing:
         self.damaged: set[str] = set()
         self.work: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.arguments: list[str] = []  # of pagefind_parts.py
 
     def __enter__(self) -> Indexing:
         return self
@@ -196,6 +199,8 @@ class Indexing:
     def outputs(self) -> list[Output]:
         """Every file of the index, once the parts being indexed are done."""
         out = list(self.kept)
+        if self.process is None and self.arguments:
+            pagefind_parts.main(self.arguments)
         if self.process is not None:
             try:
                 self.process.wait(timeout=TIMEOUT * max(1, len(self.stale)))
@@ -260,20 +265,23 @@ def start(
                     label = labels.get(e.item.track, e.item.track)
                     text = record(e, part, label, tz, transcript(e))
                     pages.write(json.dumps([f"{e.path}index.html", text]) + "\n")
-        indexing.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("pagefind_parts.py")),
-                _pagefind(),
-                # One Pagefind per core at a time (each is mostly one thread).
-                str(cpu_count(config.build.workers)),
-                str(TIMEOUT),
-                *(str(work / str(part)) for part, _key, _primary in indexing.stale),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        indexing.arguments = [
+            _pagefind(),
+            # One Pagefind per core at a time (each is mostly one thread).
+            str(cpu_count(config.build.workers)),
+            str(TIMEOUT),
+            *(str(work / str(part)) for part, _key, _primary in indexing.stale),
+        ]
+        script = str(Path(__file__).with_name("pagefind_parts.py"))
+        # Where this interpreter cannot be started again (run as another user), outputs()
+        # indexes the parts itself, after the rendering.
+        with contextlib.suppress(OSError):
+            indexing.process = subprocess.Popen(
+                [sys.executable, script, *indexing.arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
     except BaseException:
         indexing.__exit__()
         raise
