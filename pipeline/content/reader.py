@@ -267,6 +267,8 @@ _BODY_LINK = re.compile(r'\s(?:src|href)="([^"]*)"')
 def _body_files(html: str, base_url: str) -> list[str]:
     """The content-relative paths of the published files (`…/bestanden/<path>`) that the
     body's links and images point to."""
+    if urljoin(base_url, ASSET_PREFIX) not in html:  # most bodies: one scan, nothing to parse
+        return []
     prefix = unquote(urlsplit(urljoin(base_url, ASSET_PREFIX)).path)
     host = urlsplit(base_url).netloc
     out = []
