@@ -168,20 +168,6 @@ def build(
             social = sync_drafts(config, publication.entries, now, reach.social)
             report.social = social.summary()
             report.problems = (*report.problems, *social.problems)
-            # The search index last: Pagefind had the rendering, the commit and the social
-            # drafts to run beside. Its files go in after the pages they point to.
-            searched = indexing.outputs()
-            written = len(report.written)
-            intact = {p: v for p, v in searched_before.items() if p not in indexing.damaged}
-            changed |= _write(config, outbox, searched, intact, report, flush=False)
-            _commit(
-                state, outbox, [p for p in report.written[written:] if p not in searched_before]
-            )
-            kept = {o.path for o in searched}
-            gone = [p for p in searched_before if p not in kept]
-            report.removed += [p for p in gone if outbox.exists(p)]
-            outbox.remove(gone)
-            stale += gone
             with state.transaction():
                 # Moves first: a new file in the old place of a moved one is saved under the
                 # id the move withdraws.
@@ -193,6 +179,22 @@ def build(
                 for item_id in publication.withdrawn:
                     state.withdraw(item_id, now)
                 state.update_outputs(changed, stale)
+            # The search index last: Pagefind had the rendering, the commit, the social drafts
+            # and the state's transaction to run beside. Its files go in after the pages they
+            # point to; the build counts as done (its inputs recorded) only with them.
+            searched = indexing.outputs()
+            written = len(report.written)
+            intact = {p: v for p, v in searched_before.items() if p not in indexing.damaged}
+            search_changed = _write(config, outbox, searched, intact, report, flush=False)
+            _commit(
+                state, outbox, [p for p in report.written[written:] if p not in searched_before]
+            )
+            kept = {o.path for o in searched}
+            gone = [p for p in searched_before if p not in kept]
+            report.removed += [p for p in gone if outbox.exists(p)]
+            outbox.remove(gone)
+            with state.transaction():
+                state.update_outputs(search_changed, gone)
                 state.record_build(
                     started, now, len(report.written), len(report.removed), len(report.problems)
                 )
