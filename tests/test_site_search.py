@@ -179,3 +179,14 @@ def test_an_index_file_cut_short_is_made_again(project: Project) -> None:
         in report.written
     )
     assert "herstelwoord" in indexed(project.root)["/berichten/wrb-open/"]
+
+
+def test_without_the_pagefind_binary_the_build_says_so_and_builds_the_rest(
+    project: Project, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(search, "_pagefind", lambda: "/bestaat/niet/pagefind")
+    project.write("wrb/open.md", item("Open", "Tekst."))
+    report = build_at(project)
+    (problem,) = [p for p in report.problems if "zoekindex" in p.message]
+    assert "Pagefind start niet" in problem.message, problem
+    assert (project.root / "outbox/site/berichten/wrb-open/index.html").is_file()

@@ -113,9 +113,15 @@ def _text(body: str) -> str:
 
 
 def _pagefind() -> str:
-    from pagefind_bin import get_executable
+    """The Pagefind binary of the pagefind-bin wheel; without it, `pagefind` on the PATH (and
+    when that is missing too, each part fails with "Pagefind start niet", reported by the
+    build, and the rest of the site is built)."""
+    try:
+        from pagefind_bin import get_executable
 
-    return str(get_executable())
+        return str(get_executable())
+    except (ImportError, OSError):
+        return "pagefind"
 
 
 def _kept(primary: bool, rel: str) -> bool:
