@@ -12,9 +12,13 @@ import functools
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.content.confine import read_confined
 from pipeline.render.output import Output, key_of
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Raise when stripping changes what is written, so every copy is made again.
 STRIP_VERSION = 1
@@ -41,20 +45,23 @@ def stripped(data: bytes, rel: str) -> bytes:
             image.load()
             # The orientation lives in EXIF: applied to the pixels before EXIF goes.
             upright = ImageOps.exif_transpose(image) or image
-            options: dict[str, object] = {}
-            if profile := image.info.get("icc_profile"):
-                options["icc_profile"] = profile
-            if kind == "JPEG":
-                options.update(quality=90, optimize=True)
-                if upright.mode not in ("RGB", "L", "CMYK"):
-                    upright = upright.convert("RGB")
-            elif kind == "WEBP":
-                options.update(quality=90)
-            out = io.BytesIO()
-            upright.save(out, kind, **options)
-            return out.getvalue()
+            return _saved(upright, kind, 90, image.info.get("icc_profile"))
     except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return data
+
+
+def _saved(image: Image.Image, kind: str, quality: int, profile: bytes | None) -> bytes:
+    """`image` encoded as `kind` with nothing but its pixels and colour profile."""
+    options: dict[str, object] = {"icc_profile": profile} if profile else {}
+    if kind == "JPEG":
+        options.update(quality=quality, optimize=True)
+        if image.mode not in ("RGB", "L", "CMYK"):
+            image = image.convert("RGB")
+    elif kind == "WEBP":
+        options.update(quality=quality)
+    out = io.BytesIO()
+    image.save(out, kind, **options)
+    return out.getvalue()
 
 
 def _copy(content: Path, rel: str) -> bytes:
@@ -128,26 +135,13 @@ def _variant(content: Path, rel: str, width: int | None) -> bytes:
     with Image.open(io.BytesIO(data)) as image:
         image.load()
         upright = ImageOps.exif_transpose(image) or image
-        options: dict[str, object] = {}
         if width is None:
-            kind = "JPEG"
-            out_image = ImageOps.fit(upright.convert("RGB"), OG_SIZE, Image.Resampling.LANCZOS)
-            options.update(quality=85, optimize=True)
-        else:
-            kind = FORMATS[rel.lower()[rel.rfind(".") :]]
-            height = max(1, round(upright.height * width / upright.width))
-            out_image = upright.resize((width, height), Image.Resampling.LANCZOS)
-            if profile := image.info.get("icc_profile"):
-                options["icc_profile"] = profile
-            if kind == "JPEG":
-                options.update(quality=85, optimize=True)
-                if out_image.mode not in ("RGB", "L", "CMYK"):
-                    out_image = out_image.convert("RGB")
-            elif kind == "WEBP":
-                options.update(quality=85)
-        out = io.BytesIO()
-        out_image.save(out, kind, **options)
-        return out.getvalue()
+            fitted = ImageOps.fit(upright.convert("RGB"), OG_SIZE, Image.Resampling.LANCZOS)
+            return _saved(fitted, "JPEG", 85, None)
+        height = max(1, round(upright.height * width / upright.width))
+        resized = upright.resize((width, height), Image.Resampling.LANCZOS)
+        kind = FORMATS[rel.lower()[rel.rfind(".") :]]
+        return _saved(resized, kind, 85, image.info.get("icc_profile"))
 
 
 def variant_outputs(content: Path, rel: str, st: os.stat_result, og: bool) -> list[Output]:
