@@ -251,6 +251,18 @@ def _desk(conn: Connection) -> None:
         table.create(conn)
 
 
+def _mail_operations(conn: Connection) -> None:
+    """12: the preference page's pause and change of address, and what came back after
+    sending (bounces, complaints, mailto unsubscribes)."""
+    for column in ("paused_until", "new_email", "new_email_token", "new_email_requested_at"):
+        conn.execute(text(f"ALTER TABLE subscribers ADD COLUMN {column} TEXT"))
+    # SQLite cannot add a UNIQUE column: a unique index (declared so in schema.py too).
+    conn.execute(
+        text("CREATE UNIQUE INDEX subscribers_new_email_token ON subscribers (new_email_token)")
+    )
+    schema.mail_events.create(conn)
+
+
 # Step n (counted from 1) leads from schema version n - 1 to n; the first ones are the
 # SQLite scripts above.
 STEPS: tuple[Callable[[Connection], None], ...] = (
@@ -258,6 +270,7 @@ STEPS: tuple[Callable[[Connection], None], ...] = (
     _send_claims,
     _shared_services,
     _desk,
+    _mail_operations,
 )
 LATEST = len(SQLITE_SCRIPTS) + len(STEPS)
 

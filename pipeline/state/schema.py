@@ -139,8 +139,15 @@ subscribers = Table(
     Column("requested_at", Text),
     Column("requested_tracks", Text),
     Column("requested_version", Text),
+    # A pause chosen on the preference page: no issue goes out before this moment (UTC).
+    Column("paused_until", Text),
+    # A new address asked for on the preference page, until its double opt-in confirms it.
+    Column("new_email", Text),
+    Column("new_email_token", Text),
+    Column("new_email_requested_at", Text),
     _one_of("status", SUBSCRIBER_STATUSES),
     Index("subscribers_status", "status", "id"),
+    Index("subscribers_new_email_token", "new_email_token", unique=True),
     # Ids are never reused: the delivery log of a removed subscriber must not pass to a
     # new one.
     sqlite_autoincrement=True,
@@ -198,6 +205,33 @@ send_runs = Table(
     Column("pid", Integer),
     Column("heartbeat", Float),
     Column("parent", Integer),
+)
+
+# What came back after sending (pipeline/delivery/returns.py): a bounce, a complaint or a
+# mailto unsubscribe, per subscriber, with the issue it concerns when known, the DSN's
+# status code, and the decision taken. `message` is the returned mail's Message-ID digest,
+# so a mail read twice (a move to `verwerkt` that failed) is counted once.
+MAIL_EVENT_KINDS = ("hard_bounce", "soft_bounce", "complaint", "unsubscribe")
+mail_events = Table(
+    "mail_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "subscriber",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("issue", Integer),
+    Column("at", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("code", Text, nullable=False, server_default=""),
+    Column("decision", Text, nullable=False, server_default=""),
+    Column("message", Text, nullable=False),
+    _one_of("kind", MAIL_EVENT_KINDS),
+    Index("mail_events_subscriber", "subscriber", "kind", "at"),
+    Index("mail_events_issue", "issue", "kind"),
+    Index("mail_events_message", "message", "subscriber", unique=True),
 )
 
 delivery_meta = _key_value("delivery_meta")
