@@ -209,8 +209,11 @@ def _one_of(*choices: str) -> Callable[[str], str]:
     return check
 
 
+_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
+
+
 def _address(value: str) -> str:
-    if value and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value):
+    if value and not _ADDRESS.fullmatch(value):
         raise OptionError(f"moet een e-mailadres zijn, niet {value!r}")
     return value
 
@@ -595,6 +598,55 @@ class Subscribers:
     confirm_days: int = option(7, _at_least(1), doc="Geldigheid van een bevestigingslink (dagen).")
 
 
+def _return_path(value: str) -> str:
+    if value and (value.count("{id}") != 1 or not _ADDRESS.fullmatch(value.replace("{id}", "x"))):
+        raise OptionError(
+            f"moet een e-mailadres met één keer {{id}} erin zijn "
+            f"(bijv. bounce+{{id}}@bevolkingsdaling.nl), niet {value!r}"
+        )
+    return value
+
+
+def _mailbox(value: str) -> str:
+    if value and not (
+        (value.startswith("maildir:")
+        and len(value) > len("maildir:"))
+        or re.fullmatch(r"imaps://[^/\s]+@[^@/:\s]+(:\d{1,5})?(/[^\s]*)?", value)
+    ):
+        raise OptionError(
+            "moet maildir:PAD of imaps://GEBRUIKER@HOST[:POORT]/MAP zijn, niet " + repr(value)
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Bounces:
+    return_path: str = option(
+        "",
+        _return_path,
+        doc="Envelopafzender per bericht, {id} wordt per levering ingevuld "
+        "(bijv. bounce+{id}@bevolkingsdaling.nl); leeg = smtp.envelope_from.",
+    )
+    mailbox: str = option(
+        "",
+        _mailbox,
+        doc="Postbus met bounces, klachten en afmeldingen: maildir:PAD of "
+        "imaps://GEBRUIKER@HOST[:POORT]/MAP (wachtwoord in KRIMPPOST_BOUNCE_PASSWORD).",
+    )
+    ca_file: str = option(
+        "", doc="Eigen CA-certificaten (PEM) voor de IMAP-server; leeg = die van het systeem."
+    )
+    soft_limit: int = option(
+        3,
+        _at_least(1),
+        doc="Zachte bounces (4.x.x) binnen soft_days waarna een adres onbestelbaar is.",
+    )
+    soft_days: int = option(30, _at_least(1), doc="Venster voor soft_limit (dagen).")
+    interval: int = option(
+        900, _at_least(10), doc="Seconden tussen twee keer ophalen in krimppost run."
+    )
+
+
 @dataclass(frozen=True)
 class Serve:
     public_url: str = option(
@@ -667,6 +719,7 @@ class Config:
     state: State
     smtp: Smtp
     subscribers: Subscribers
+    bounces: Bounces
     serve: Serve
     desk: Desk
     fingerprint: str = field(default="")
