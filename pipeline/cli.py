@@ -38,6 +38,7 @@ class LazyGroup(KrimppostGroup):
     lazy={
         "social": "pipeline.commands.social:social",
         "subscribers": "pipeline.commands.subscribers:subscribers",
+        "bounces": "pipeline.commands.bounces:bounces",
         "serve": "pipeline.commands.serve:serve",
         "state": "pipeline.commands.state:state",
         "users": "pipeline.desk.users_command:users",

@@ -609,8 +609,7 @@ def _return_path(value: str) -> str:
 
 def _mailbox(value: str) -> str:
     if value and not (
-        (value.startswith("maildir:")
-        and len(value) > len("maildir:"))
+        (value.startswith("maildir:") and len(value) > len("maildir:"))
         or re.fullmatch(r"imaps://[^/\s]+@[^@/:\s]+(:\d{1,5})?(/[^\s]*)?", value)
     ):
         raise OptionError(

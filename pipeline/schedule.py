@@ -28,6 +28,7 @@ WATCH_JOB = "build-wijziging"
 NEWSLETTER_JOB = "nieuwsbrief"
 RESUME_JOB = "verzending-hervatten"
 NEXT_CHANGE_JOB = "volgende-wijziging"
+BOUNCES_JOB = "bounces"
 # Before 14: one job per embargo moment, now the one NEXT_CHANGE_JOB.
 OLD_EMBARGO_PREFIX = "embargo-"
 JOBS_TABLE = "apscheduler_jobs"

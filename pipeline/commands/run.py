@@ -29,6 +29,7 @@ from typing import Any
 from pipeline.config import load_config
 from pipeline.errors import KrimppostError
 from pipeline.schedule import (
+    BOUNCES_JOB,
     BUILD_JOB,
     JOBS_TABLE,
     NEWSLETTER_JOB,
@@ -103,6 +104,17 @@ def newsletter_now(root: str, auto_send: bool) -> dict[str, Any]:
     if report.number is not None:
         out.update(_waits(report.number))
     return out
+
+
+def bounces_now(root: str) -> dict[str, Any]:
+    from pipeline.commands.bounces import fetch
+
+    report = fetch(Path(root), datetime.now(UTC))
+    for decision in report.decisions:
+        log.info(line(event="bounce", beslissing=str(decision)))
+    for text in report.unreadable:
+        log.warning(line(event="bounce", waarschuwing=text))
+    return {"result": "ok", "verwerkt": len(report.decisions), "niet_aangeraakt": report.left}
 
 
 def _waits(number: int) -> dict[str, Any]:
@@ -208,6 +220,10 @@ def run_newsletter(root: str, auto_send: bool) -> dict[str, Any]:
     return _in_own_process(newsletter_now, root, auto_send)
 
 
+def run_bounces(root: str) -> dict[str, Any]:
+    return _in_own_process(bounces_now, root)
+
+
 def run_resume(root: str) -> dict[str, Any]:
     return _in_own_process(resume_now, root)
 
@@ -310,6 +326,20 @@ class Service:
                 )
         elif existing is not None:
             existing.remove()
+        bounce_job = self.scheduler.get_job(BOUNCES_JOB)
+        if self.config.bounces.mailbox:
+            self.scheduler.add_job(
+                run_bounces,
+                "interval",
+                seconds=self.config.bounces.interval,
+                args=[root],
+                id=BOUNCES_JOB,
+                name="bounces ophalen",
+                replace_existing=True,
+                next_run_time=datetime.now(self.config.site.tz),  # what came while it was down
+            )
+        elif bounce_job is not None:
+            bounce_job.remove()
         if sched.auto_send:
             # A send the service would have made, cut short by a kill or a reboot, is
             # finished now rather than at the next slot. Without auto_send a person sends,

@@ -11,6 +11,7 @@ from pipeline.commands.check import horizon_lines, local_horizons
 from pipeline.config import Config, load_config
 from pipeline.content.model import ItemState
 from pipeline.content.reader import read_content
+from pipeline.delivery.returns import COMPLAINT_LIMIT
 from pipeline.delivery.subscribers import STATUS_LABELS as SUBSCRIBER_LABELS
 from pipeline.delivery.subscribers import SubscriberStore
 from pipeline.errors import Problem
@@ -20,6 +21,7 @@ from pipeline.state import DatabaseError, IssueStore, StateStore, StoreAddress
 from pipeline.state.deliveries import DeliveryLog, unfinished
 from pipeline.state.leader import POLL as LEADER_POLL
 from pipeline.state.leader import Holder, holder
+from pipeline.state.returns import ReturnRows
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Status:
     approved_unsent: list[tuple[int, str, str, datetime]] = field(default_factory=list)
     horizons: Horizons | None = None
     before_horizon: tuple[int, int] = (0, 0)  # published items before (newsletter, social)
+    complaints: tuple[int, int, int] | None = None  # (last issue, complaints, sent)
 
     def _active_scheduler(self) -> str:
         held = self.scheduler
@@ -136,8 +139,22 @@ class Status:
             or "geen"
         )
         out.append(f"abonnees: {counts}")
+        out += self._complaint_lines()
         out += self._horizon_lines()
         return out
+
+    def _complaint_lines(self) -> list[str]:
+        if self.complaints is None:
+            return []
+        number, complaints, sent = self.complaints
+        rate = complaints / sent if sent else 0.0
+        line = (
+            f"klachten over nieuwsbrief {number}: {complaints} van {sent} verzonden "
+            f"({_percent(rate, 2)}; grens van Gmail {_percent(COMPLAINT_LIMIT, 1)})"
+        )
+        if rate >= COMPLAINT_LIMIT:
+            line += ": te hoog, bekijk de inhoud en de lijst voor de volgende verzending"
+        return [line]
 
     def _approval_lines(self) -> list[str]:
         out = []
@@ -166,6 +183,10 @@ class Status:
         if self.horizons is None:
             return []
         return horizon_lines(self.horizons, self.before_horizon)
+
+
+def _percent(fraction: float, decimals: int) -> str:
+    return f"{fraction * 100:.{decimals}f}".replace(".", ",") + "%"
 
 
 def _moment(moment: datetime) -> str:
@@ -240,6 +261,7 @@ def status(root: Path, now: datetime) -> Status:
                 if counts.get("failed")
             ]
             result.subscribers = _subscriber_counts(state, config)
+            result.complaints = ReturnRows(state.conn).complaint_rate()
     reach = result.horizons = local_horizons(config, first_build, now)
     result.before_horizon = (
         count_before(first_published, reach.newsletter),

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, ConfigError
-from pipeline.delivery import smtp
+from pipeline.delivery import smtp, verp
 from pipeline.delivery.journal import ClaimLost, Journal, JournalError
 from pipeline.delivery.smtp import Stop, envelope_sender, signer_for, smtp_problems
+from pipeline.delivery.subscribers import SubscriberStore
 from pipeline.errors import KrimppostError
 from pipeline.state import DatabaseError, StateStore, transaction, utc_text
 from pipeline.state.deliveries import DeliveryLog, Recipient
@@ -156,6 +157,7 @@ class Delivery:
         self.report = SendReport(issue)
         self.smtp = config.smtp
         self.sender = envelope_sender(config)
+        self.verp_key = b""
         self.signer = signer_for(config)
         self.stop = threading.Event()
         self.pacer = _Pacer(self.smtp.rate_per_second)
@@ -174,6 +176,8 @@ class Delivery:
     def prepare(self, now: datetime) -> None:
         """Reconcile the log with the subscribers, in one transaction."""
         with self.state.transaction():
+            if self.config.bounces.return_path:
+                self.verp_key = verp.key_of(SubscriberStore(self.state, self.config))
             begun = self.log.begin_run(
                 self.issue,
                 self.issue_tracks,
@@ -289,6 +293,12 @@ class Delivery:
                 self._templates.move_to_end(selection)
             return found
 
+    def envelope_sender(self, recipient: Recipient) -> str:
+        """`MAIL FROM`: the VERP address of this delivery with a [bounces] return_path."""
+        if not self.verp_key:
+            return self.sender
+        return verp.return_path(self.config, self.verp_key, self.issue, recipient.subscriber)
+
     def message_id(self, recipient: Recipient) -> str:
         if recipient.message_id:
             return recipient.message_id
@@ -361,7 +371,7 @@ class Delivery:
         try:
             outcome = smtp.transmit(
                 conn,
-                self.sender,
+                self.envelope_sender(recipient),
                 to,
                 data,
                 utf8,
