@@ -75,12 +75,16 @@ def sent(project: Project, bounce_mailbox, monkeypatch: pytest.MonkeyPatch):  # 
     return project
 
 
-def returned(project: Project, fixture: str, address: str, n: int = 1, verp_: bool = True) -> bytes:
-    """A fixture filled in for the delivery of issue 1 to `address`."""
+def returned(
+    project: Project, fixture: str, address: str, n: int = 1, verp_: bool = True
+) -> bytes:
+    """A fixture filled in for the delivery of issue 1 to `address` (or, for an address
+    that received nothing, to the first subscriber)."""
     recorder: EnvelopeRecorder = project.recorder  # type: ignore[attr-defined]
-    original = recorder.message_for(address)
+    about = address if address in recorder.senders else project.addresses[0]  # type: ignore[attr-defined]
+    original = recorder.message_for(about)
     token = re.search(r"afmelden/([A-Za-z0-9_-]{22})", original["List-Unsubscribe"]).group(1)
-    envelope = recorder.senders[address] if verp_ else "nieuwsbrief@bevolkingsdaling.nl"
+    envelope = recorder.senders[about] if verp_ else "nieuwsbrief@bevolkingsdaling.nl"
     text = (FIXTURES / fixture).read_text(encoding="utf-8")
     for name, value in {
         "VERP": envelope,
@@ -119,7 +123,7 @@ def test_every_delivery_has_its_own_return_path_that_names_it(sent: Project) -> 
     for address in sent.addresses:  # type: ignore[attr-defined]
         envelope = recorder.senders[address]
         assert envelope.startswith("bounce+") and envelope.endswith("@bevolkingsdaling.nl")
-        assert str(ids[address]) not in envelope.split("@")[0]  # opaque
+        assert address.split("@")[0] not in envelope  # opaque (tests/test_verp.py: numbers)
         found = pattern.fullmatch(envelope)
         assert found and verp.parse_id(key, found.group(1)) == (1, ids[address])
         # one changed letter is no longer an id of this store

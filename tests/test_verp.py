@@ -25,7 +25,13 @@ def test_another_store_key_does_not_read_it(key: bytes, other: bytes, issue: int
         assert verp.parse_id(other, verp.delivery_id(key, issue, sid)) is None
 
 
-@given(keys, numbers, numbers, st.integers(min_value=0, max_value=22), st.sampled_from("a7"))
+@given(
+    keys,
+    numbers,
+    numbers,
+    st.integers(min_value=0, max_value=22),
+    st.sampled_from("abcdefghijklmnopqrstuvwxyz234567"),
+)
 def test_a_changed_letter_is_no_id(key: bytes, issue: int, sid: int, at: int, letter: str) -> None:
     made = verp.delivery_id(key, issue, sid)
     changed = made[:at] + letter + made[at + 1 :]

@@ -37,7 +37,11 @@ def delivery_id(key: bytes, issue: int, subscriber: int) -> str:
     tag = _mac(key, b"verp" + numbers)[:_TAG]
     pad = _mac(key, b"pad" + tag)[: len(numbers)]
     hidden = bytes(a ^ b for a, b in zip(numbers, pad, strict=True))
-    return base64.b32encode(tag + hidden).decode("ascii").rstrip("=").lower()
+    return _encode(tag + hidden)
+
+
+def _encode(raw: bytes) -> str:
+    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
 def parse_id(key: bytes, text: str) -> tuple[int, int] | None:
@@ -47,6 +51,8 @@ def parse_id(key: bytes, text: str) -> tuple[int, int] | None:
     try:
         raw = base64.b32decode(text.upper() + "=" * (-len(text) % 8))
     except (binascii.Error, ValueError):
+        return None
+    if _encode(raw) != text.lower():  # the last letter's unused bits: one spelling only
         return None
     tag, hidden = raw[:_TAG], raw[_TAG:]
     pad = _mac(key, b"pad" + tag)[: len(hidden)]

@@ -73,11 +73,16 @@ def preload() -> None:
 
     twitter-text-parser 3 imports `pkg_resources`, which setuptools marks deprecated: a
     warning about the library's packaging, nothing a user of krimppost can act on, so it is
-    silenced for that one import (and only once per process)."""
+    silenced for that one import (and only once per process), with the one it raises about
+    flufl.bounce's old-style namespace package."""
     if "twitter_text.extract_urls" in sys.modules:
         return
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "pkg_resources is deprecated", DeprecationWarning)
+        # importing pkg_resources declares the old-style namespace of flufl.bounce (`flufl`)
+        warnings.filterwarnings(
+            "ignore", "Deprecated call to `pkg_resources.declare_namespace", DeprecationWarning
+        )
         import twitter_text
         import twitter_text.extract_urls  # noqa: F401
 
