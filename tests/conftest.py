@@ -162,4 +162,6 @@ def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     with pgcluster.temporary_schema(url) as (_schema, schema_url):
         monkeypatch.setenv(STATE_URL_ENV, schema_url)
         yield "postgresql"
-pytest_plugins = ["conftest_tmpbox"]
+
+
+pytest_plugins = ["mailboxes"]

@@ -75,9 +75,7 @@ def sent(project: Project, bounce_mailbox, monkeypatch: pytest.MonkeyPatch):  # 
     return project
 
 
-def returned(
-    project: Project, fixture: str, address: str, n: int = 1, verp_: bool = True
-) -> bytes:
+def returned(project: Project, fixture: str, address: str, n: int = 1, verp_: bool = True) -> bytes:
     """A fixture filled in for the delivery of issue 1 to `address` (or, for an address
     that received nothing, to the first subscriber)."""
     recorder: EnvelopeRecorder = project.recorder  # type: ignore[attr-defined]
