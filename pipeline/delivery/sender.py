@@ -512,12 +512,14 @@ def send_issue(
     on_start: Callable[[SendReport], None] | None = None,
     workers: int = 1,
     parent: int | None = None,
+    now: datetime | None = None,
 ) -> SendReport:
     """`krimppost newsletter send [N]`: deliver issue N (default: the latest) to its subscribers.
 
     With `workers` > 1 this process starts that many minus one more `send` processes that
     join its run (`parent`: the run they join) and share the recipients through the store;
-    its report counts theirs too."""
+    its report counts theirs too. `now` (default: the clock) is the moment pauses are
+    compared with."""
     import secrets
 
     from pipeline.config import load_config, newsletter_problems
@@ -566,7 +568,7 @@ def send_issue(
             parent,
         )
         delivery.report.subject = record.subject
-        delivery.prepare(datetime.now(UTC))
+        delivery.prepare(now or datetime.now(UTC))
         delivery.render_all()
         if on_start is not None:
             on_start(delivery.report)

@@ -158,6 +158,7 @@ class Subscriber:
     confirmed_at: datetime | None
     status_changed_at: datetime
     status_reason: str
+    paused_until: datetime | None = None  # no issue before this moment (the preference page)
 
     @property
     def masked(self) -> str:
@@ -179,6 +180,7 @@ def _row(row: tuple) -> Subscriber:
         confirmed_at=from_utc_text(row[8]) if row[8] else None,
         status_changed_at=from_utc_text(row[9]),
         status_reason=row[10],
+        paused_until=from_utc_text(row[11]) if row[11] else None,
     )
 
 
@@ -520,6 +522,7 @@ class SubscriberStore:
         """Forget confirmation requests older than `confirm_days`; returns rows deleted."""
         cutoff = utc_text(now - timedelta(days=self.config.subscribers.confirm_days))
         with self.state.transaction():
+            self.rows.forget_address_changes(cutoff)  # a new address expires like a request
             return self.rows.purge_requests(cutoff)
 
     def _get(self, sid: int) -> Subscriber | None:

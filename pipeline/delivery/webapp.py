@@ -15,6 +15,7 @@ A Starlette application (served by uvicorn):
 - `GET <prefix>bevestigen/<token>`: a Dutch page with a button (a form POST to the same
   URL, CSRF-protected like the subscribe form); a GET or HEAD never confirms (mail scanners
   fetch links). `POST <prefix>bevestigen/<token>`: activates the subscription.
+- `GET/POST <prefix>voorkeuren/<token>`: the preference page (pipeline/delivery/preferences.py).
 - Unknown, forged or expired tokens all get the same 404 page.
 
 Token pages are sent with `Referrer-Policy: no-referrer` and `Cache-Control: no-store`, so
@@ -123,6 +124,7 @@ class App:
             "form": self.prefix.removeprefix(base) + "aanmelden",
             "confirm": self.prefix.removeprefix(base) + "bevestigen/",
             "unsubscribe": self.unsubscribe_path.removeprefix(base),
+            "preferences": self.prefix.removeprefix(base) + "voorkeuren/",
             "other": "404.html",
         }
         with StateStore(self.store) as state:
@@ -216,7 +218,7 @@ class App:
         self, request: Request, template: str, title: str, status: int, path: str, **context: Any
     ) -> HTMLResponse:
         """A page with a form: its CSRF token, and the cookie for `path` when it is new."""
-        cookie, fresh = _csrf_cookie(request)
+        cookie, fresh = csrf_cookie(request)
         response = self.page(template, title, status, csrf=self.csrf_for(cookie), **context)
         if fresh:
             _set_csrf_cookie(response, request, cookie, path)
@@ -225,25 +227,37 @@ class App:
     # confirmation mail -------------------------------------------------------------------
 
     def confirmation_mail(self, to: str, token: str, tracks: str) -> tuple[str, bytes, bool]:
+        return self.mail(
+            to,
+            f"Bevestig je aanmelding voor de nieuwsbrief van {self.config.site.title}",
+            "serve/confirm_mail.txt",
+            "aanmelding",
+            confirm_url=self.public_url + "bevestigen/" + token,
+            tracks_line=self.tracks_line(tracks),
+        )
+
+    def mail(
+        self, to: str, subject: str, template: str, kind: str, **context: Any
+    ) -> tuple[str, bytes, bool]:
+        """A mail of the web app to `to`: (envelope address, bytes, needs SMTPUTF8)."""
         config = self.config
         nl = config.newsletter
         with self._env_lock:
             text = templates.render(
                 self.env,
-                "serve/confirm_mail.txt",
+                template,
                 site=config.site,
-                confirm_url=self.public_url + "bevestigen/" + token,
-                tracks_line=self.tracks_line(tracks),
                 days=config.subscribers.confirm_days,
+                **context,
             )
         msg = EmailMessage(policy=POLICY)
         msg["From"] = formataddr((nl.from_name, nl.from_address))
         msg["To"] = to
-        msg["Subject"] = f"Bevestig je aanmelding voor de nieuwsbrief van {config.site.title}"
+        msg["Subject"] = subject
         msg["Date"] = format_datetime(datetime.now(config.site.tz).replace(microsecond=0))
         # Formed as every mail of the project is, on the resolved message_id_domain (base_url's
         # host by default): make_msgid(domain="") gave an invalid <…@>.
-        msg["Message-ID"] = message.message_id(config, "aanmelding", secrets.token_hex(12))
+        msg["Message-ID"] = message.message_id(config, kind, secrets.token_hex(12))
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(text, charset="utf-8", cte="quoted-printable")
         address = ascii_address(to)
@@ -253,7 +267,7 @@ class App:
 
     # handlers ----------------------------------------------------------------------------
 
-    def _store_call(self, fn: Callable[[SubscriberStore], Any]) -> Any:
+    def store_call(self, fn: Callable[[SubscriberStore], Any]) -> Any:
         with StateStore(self.store) as state:
             return fn(SubscriberStore(state, self.config))
 
@@ -274,7 +288,7 @@ class App:
                     f"Probeer het over {max(1, retry // 60)} minuten opnieuw.",
                 ],
             )
-        if _cross_site(request):
+        if cross_site(request):
             return self._csrf_failed(request)
         form = await request.form(max_files=0, max_fields=50)
         email = str(form.get("email") or "").strip()
@@ -301,7 +315,7 @@ class App:
             return self.form(request, 400, email=email, chosen=chosen, errors=errors)
         now = self.clock()
         outcome = await run_in_threadpool(
-            self._store_call, lambda store: _purge_then_request(store, email, tracks, now)
+            self.store_call, lambda store: _purge_then_request(store, email, tracks, now)
         )
         if outcome is not None:
             address, token = outcome
@@ -311,7 +325,7 @@ class App:
             except Exception as exc:  # SMTP down, refused, ...: let the person retry later
                 log.warning("bevestigingsmail niet verstuurd: %s", exc)
                 await run_in_threadpool(
-                    self._store_call, lambda store: store.withdraw_request(token)
+                    self.store_call, lambda store: store.withdraw_request(token)
                 )
                 return self.page(
                     "notice.html",
@@ -370,7 +384,7 @@ class App:
         with instead: 404 for an unknown link, "bevestigd" for one that confirmed already."""
         token = request.path_params["token"]
         now = self.clock()
-        found = await run_in_threadpool(self._store_call, lambda store: store.awaiting(token, now))
+        found = await run_in_threadpool(self.store_call, lambda store: store.awaiting(token, now))
         if found is None:
             return self.not_found()
         subscriber, tracks = found
@@ -392,7 +406,7 @@ class App:
         subscriber, tracks = found
         form = await request.form(max_files=0, max_fields=10)
         csrf = str(form.get("csrf") or "")
-        if _cross_site(request) or not self.csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
+        if cross_site(request) or not self.csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
             return self.confirm_page(
                 request,
                 subscriber,
@@ -402,7 +416,7 @@ class App:
             )
         token, now = request.path_params["token"], self.clock()
         confirmed = await run_in_threadpool(
-            self._store_call, lambda store: store.confirm(token, now)
+            self.store_call, lambda store: store.confirm(token, now)
         )
         if confirmed is None:
             return self.not_found()
@@ -411,7 +425,7 @@ class App:
 
     async def unsubscribe_page(self, request: Request) -> Response:
         token = request.path_params["token"]
-        found = await run_in_threadpool(self._store_call, lambda store: store.by_token(token))
+        found = await run_in_threadpool(self.store_call, lambda store: store.by_token(token))
         if found is None:
             return self.not_found()
         if found.status == "unsubscribed":
@@ -448,7 +462,7 @@ class App:
         now = self.clock()
         reason = "afmeldpagina" if from_page else "one-click"
         found = await run_in_threadpool(
-            self._store_call, lambda store: store.unsubscribe(token, now, reason)
+            self.store_call, lambda store: store.unsubscribe(token, now, reason)
         )
         if found is None:
             return self.not_found()
@@ -458,6 +472,8 @@ class App:
     # the application ---------------------------------------------------------------------
 
     def starlette(self) -> Starlette:
+        from pipeline.delivery.preferences import Preferences  # it builds on this module
+
         async def not_found(request: Request, exc: Exception) -> Response:
             if isinstance(exc, HTTPException) and exc.status_code == 405:
                 return self.page(
@@ -475,6 +491,7 @@ class App:
             Route(self.prefix + "bevestigen/{token}", self.confirm, methods=["POST"]),
             Route(self.unsubscribe_path + "{token}", self.unsubscribe_page, methods=["GET"]),
             Route(self.unsubscribe_path + "{token}", self.unsubscribe, methods=["POST"]),
+            *Preferences(self).routes(),
         ]
         site_dir = self.config.outbox_dir / "site"
         site_path = _path_of(self.config.site.base_url)
@@ -511,7 +528,7 @@ class App:
         )
 
 
-def _csrf_cookie(request: Request) -> tuple[str, bool]:
+def csrf_cookie(request: Request) -> tuple[str, bool]:
     """The double-submit cookie the request carries, or a new one: (cookie, new)."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if len(cookie) == 22:
@@ -531,7 +548,7 @@ def _set_csrf_cookie(response: Response, request: Request, cookie: str, path: st
     )
 
 
-def _cross_site(request: Request) -> bool:
+def cross_site(request: Request) -> bool:
     origin = request.headers.get("origin")
     return bool(origin) and origin != "null" and urlsplit(origin or "").netloc != request.url.netloc
 

@@ -50,6 +50,11 @@ def unsubscribe_base(config: Config) -> str:
     return config.newsletter.unsubscribe_url
 
 
+def preferences_base(config: Config) -> str:
+    """The preference page of `krimppost serve`; the subscriber's token comes after it."""
+    return config.serve.public_url + "voorkeuren/"
+
+
 def message_id(config: Config, *parts: object) -> str:
     local = ".".join(str(p) for p in parts)
     return f"<{local}@{config.newsletter.message_id_domain}>"

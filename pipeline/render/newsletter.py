@@ -12,6 +12,7 @@ from pipeline.config import Config
 from pipeline.errors import KrimppostError, Problem
 from pipeline.publish import Entry, entry_from_json
 from pipeline.render import templates
+from pipeline.render.message import preferences_base
 from pipeline.state import IssueRecord
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ def _context(
         "intro_text": view.intro_text,
         "web_url": view.web_url,
         "unsubscribe_url": unsubscribe_url,
+        # the same token as the unsubscribe link: one placeholder, replaced per recipient
+        "preferences_url": preferences_base(config) + TOKEN_PLACEHOLDER,
         "reply_to": config.newsletter.reply_to,
         "sender_address": config.newsletter.sender_address,
         "tracks_line": tracks_line,

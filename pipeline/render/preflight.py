@@ -23,6 +23,7 @@ from pipeline.content.model import ASSET_PREFIX, Item
 from pipeline.errors import Problem
 from pipeline.publish import Entry
 from pipeline.render import templates
+from pipeline.render.message import preferences_base
 from pipeline.render.newsletter import MJML_TEMPLATE, TEXT_TEMPLATE, TOKEN_PLACEHOLDER
 
 HTML_TEMPLATE_PATH = f"templates/{MJML_TEMPLATE}"
@@ -107,7 +108,13 @@ def _link_problems(
         return []
     base = config.site.base_url
     unsubscribe = config.newsletter.unsubscribe_url
-    allowed = {unsubscribe, unsubscribe + TOKEN_PLACEHOLDER}
+    preferences = preferences_base(config)
+    allowed = {
+        unsubscribe,
+        unsubscribe + TOKEN_PLACEHOLDER,
+        preferences,
+        preferences + TOKEN_PLACEHOLDER,
+    }
     out: list[tuple[str, str, str]] = []
     fragments: list[str] = []
 

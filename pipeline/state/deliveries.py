@@ -74,8 +74,14 @@ def _chose(tracks: list[str]):  # type: ignore[no-untyped-def]
     )
 
 
-def _active_of(tracks: list[str]):  # type: ignore[no-untyped-def]
-    return and_(_s.c.status == "active", _chose(tracks))
+def _active_of(tracks: list[str], stamp: str):  # type: ignore[no-untyped-def]
+    """Active subscribers of these tracks whose pause (if any) has ended by `stamp` (UTC
+    text): a paused subscriber stays `active`, and the pause ends by itself."""
+    return and_(
+        _s.c.status == "active",
+        or_(_s.c.paused_until.is_(None), _s.c.paused_until <= stamp),
+        _chose(tracks),
+    )
 
 
 class DeliveryLog:
@@ -94,6 +100,16 @@ class DeliveryLog:
         ):
             progress.setdefault(issue, {})[status] = count
         return progress
+
+    def of_subscriber(self, subscriber: int) -> list[tuple[int, str, int, str, str]]:
+        """(issue, status, attempts, reply, updated_at) of every issue sent (or meant) to a
+        subscriber: their delivery log, for the download on the preference page."""
+        rows = self.conn.execute(
+            select(_d.c.issue, _d.c.status, _d.c.attempts, _d.c.reply, _d.c.updated_at)
+            .where(_d.c.subscriber == subscriber)
+            .order_by(_d.c.issue)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
 
     # a send run ------------------------------------------------------------------------
 
@@ -157,7 +173,8 @@ class DeliveryLog:
         Runs that died are reaped first (`reap`). A `sending` row that no live run holds was
         in flight when its run died: it becomes `uncertain`. Every active subscriber of the
         issue's tracks gets a `pending` row unless an earlier run reached an outcome that
-        stands; rows a live run holds are left to it.
+        stands; rows a live run holds are left to it. A subscriber paused beyond `stamp`
+        gets none (and a waiting row of theirs is skipped).
         """
         conn = self.conn
         new_uncertain = self.reap(issue, lease, stamp, is_dead)
@@ -172,7 +189,7 @@ class DeliveryLog:
         insert = insert_for(conn.dialect.name, _d).from_select(
             ["issue", "subscriber", "status", "updated_at"],
             select(literal(issue), _s.c.id, literal("pending"), literal(stamp)).where(
-                _active_of(tracks)
+                _active_of(tracks, stamp)
             ),
         )
         conn.execute(
@@ -187,7 +204,7 @@ class DeliveryLog:
                 where=and_(_d.c.status.in_(retry), _d.c.claimed_by.is_(None)),
             )
         )
-        still_chosen = exists().where(_s.c.id == _d.c.subscriber, _active_of(tracks))
+        still_chosen = exists().where(_s.c.id == _d.c.subscriber, _active_of(tracks, stamp))
         skipped = conn.execute(
             update(_d)
             .where(

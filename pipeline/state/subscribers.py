@@ -14,6 +14,7 @@ from pipeline.state.store import upsert_statement
 _s = schema.subscribers
 _sup = schema.suppressions
 _meta = schema.delivery_meta
+_ev = schema.mail_events
 
 # The columns of a subscriber as delivery/subscribers.py reads them, in this order.
 COLUMNS = (
@@ -28,6 +29,7 @@ COLUMNS = (
     _s.c.confirmed_at,
     _s.c.status_changed_at,
     _s.c.status_reason,
+    _s.c.paused_until,
 )
 # Set together whenever a request is forgotten or has been answered.
 NO_REQUEST: dict[str, Any] = {
@@ -35,6 +37,12 @@ NO_REQUEST: dict[str, Any] = {
     "requested_at": None,
     "requested_tracks": None,
     "requested_version": None,
+}
+# Set together when a change of address is confirmed, forgotten or withdrawn.
+NO_ADDRESS_CHANGE: dict[str, Any] = {
+    "new_email": None,
+    "new_email_token": None,
+    "new_email_requested_at": None,
 }
 
 
@@ -160,3 +168,41 @@ class SubscriberRows:
             .values(**NO_REQUEST)
         )
         return int(deleted)
+
+    # the preference page: change of address, the data download --------------------------
+
+    def address_change(self, sid: int) -> tuple[Any, ...] | None:
+        """(new_email, new_email_token, new_email_requested_at) of a subscriber."""
+        row = self.conn.execute(
+            select(_s.c.new_email, _s.c.new_email_token, _s.c.new_email_requested_at).where(
+                _s.c.id == sid
+            )
+        ).first()
+        return tuple(row) if row else None
+
+    def by_address_token(self, token: str) -> tuple[Any, ...] | None:
+        """(id, new_email, new_email_requested_at) of a change-of-address token."""
+        row = self.conn.execute(
+            select(_s.c.id, _s.c.new_email, _s.c.new_email_requested_at).where(
+                _s.c.new_email_token == token
+            )
+        ).first()
+        return tuple(row) if row else None
+
+    def forget_address_changes(self, cutoff: str) -> None:
+        """Forget changes of address asked for before `cutoff` and never confirmed."""
+        self.conn.execute(
+            update(_s)
+            .where(_s.c.new_email_requested_at.is_not(None), _s.c.new_email_requested_at < cutoff)
+            .values(**NO_ADDRESS_CHANGE)
+        )
+
+    def mail_events(self, sid: int) -> list[tuple[Any, ...]]:
+        """(issue, at, kind, code, decision, message) of the bounces and complaints of a
+        subscriber, oldest first."""
+        rows = self.conn.execute(
+            select(_ev.c.issue, _ev.c.at, _ev.c.kind, _ev.c.code, _ev.c.decision, _ev.c.message)
+            .where(_ev.c.subscriber == sid)
+            .order_by(_ev.c.at, _ev.c.id)
+        )
+        return [tuple(row) for row in rows]
