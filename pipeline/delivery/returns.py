@@ -303,11 +303,11 @@ class Returns:
             return self._by_address(report.addresses), None
         if report.delivery is not None:
             issue, sid = report.delivery
-            return store._get(sid), issue
+            return store.by_id(sid), issue
         if report.message_id:
             found = self.rows.by_message_id(report.message_id)
             if found is not None:
-                return store._get(found[1]), found[0]
+                return store.by_id(found[1]), found[0]
         if report.token:
             by_token = store.by_token(report.token)
             if by_token is not None:

@@ -85,7 +85,7 @@ class SelfService:
             if (
                 self.rows.id_of(address.key) is not None
                 or self.store.is_suppressed(address.key)
-                or self.store._mailed_recently(address.key, now - window)
+                or self.store.mailed_recently(address.key, now - window)
             ):
                 return found, None
             change_token = new_token()
@@ -114,7 +114,7 @@ class SelfService:
         cutoff = now - timedelta(days=self.config.subscribers.confirm_days)
         if not requested_at or from_utc_text(requested_at) < cutoff:
             return None
-        found = self.store._get(sid)
+        found = self.store.by_id(sid)
         return (found, str(email)) if found is not None else None
 
     def confirm_address(self, change_token: str, now: datetime) -> tuple[Subscriber | None, bool]:
@@ -143,7 +143,7 @@ class SelfService:
                 **NO_ADDRESS_CHANGE,
                 **NO_REQUEST,
             )
-        return self.store._get(found.id), True
+        return self.store.by_id(found.id), True
 
     # the rights of access and erasure ------------------------------------------------------
 

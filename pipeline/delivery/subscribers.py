@@ -418,7 +418,7 @@ class SubscriberStore:
         token = new_token()
         version = self.config.subscribers.consent_version
         with self.state.transaction():
-            if self._mailed_recently(address.key, now - window):
+            if self.mailed_recently(address.key, now - window):
                 return None
             if self.rows.id_of(address.key) is None:
                 if self.is_suppressed(address.key):
@@ -433,7 +433,7 @@ class SubscriberStore:
             )
         return address.email, token
 
-    def _mailed_recently(self, key: str, since: datetime) -> bool:
+    def mailed_recently(self, key: str, since: datetime) -> bool:
         """A confirmation mail went to this address's mailbox (any `+tag` of it) since `since`."""
         box = mailbox(key)
         local = box.rpartition("@")[0]
@@ -473,7 +473,7 @@ class SubscriberStore:
         if request is None:
             return None
         sid, requested_at, tracks, _ = request
-        found = self._get(sid)
+        found = self.by_id(sid)
         if found is None:
             return None
         return found, (None if requested_at is None else str(tracks))
@@ -500,7 +500,7 @@ class SubscriberStore:
                     requested_tracks=None,
                     requested_version=None,
                 )
-            return self._get(sid)
+            return self.by_id(sid)
 
     def unsubscribe(self, token: str, now: datetime, reason: str) -> Subscriber | None:
         """Mark the subscriber of an unsubscribe token unsubscribed; None for unknown tokens."""
@@ -516,7 +516,7 @@ class SubscriberStore:
                     status_reason=reason,
                     **NO_REQUEST,
                 )
-        return self._get(found.id)
+        return self.by_id(found.id)
 
     def purge_expired(self, now: datetime) -> int:
         """Forget confirmation requests older than `confirm_days`; returns rows deleted."""
@@ -525,7 +525,7 @@ class SubscriberStore:
             self.rows.forget_address_changes(cutoff)  # a new address expires like a request
             return self.rows.purge_requests(cutoff)
 
-    def _get(self, sid: int) -> Subscriber | None:
+    def by_id(self, sid: int) -> Subscriber | None:
         row = self.rows.by("id", sid)
         return _row(row) if row else None
 
