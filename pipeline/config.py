@@ -95,7 +95,8 @@ def option(
     fallback: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Declare the dataclass field below as an option. A fallback replaces an empty value once
-    all options are valid; it receives the sections declared before this one (`c.site`)."""
+    all options are valid; it receives the sections declared before this one (`c.site`) and
+    its own section's values (`c.smtp.host`; those declared before it already resolved)."""
     return field(
         metadata={"option": Option(default=default, check=check, doc=doc, fallback=fallback)}
     )
@@ -541,6 +542,21 @@ def _relay_list(value: list) -> tuple[str, ...]:
     return relays
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _security(value: str) -> str:
+    if value and value not in ("none", "starttls", "tls"):
+        raise OptionError(f"moet een van none, starttls, tls zijn, niet {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Smtp:
     host: str = option("localhost", _non_empty, doc="SMTP-server voor de nieuwsbrief.")
@@ -555,7 +571,13 @@ class Smtp:
         60.0, _positive, doc="Seconden dat een server die verbindingen weigert wordt overgeslagen."
     )
     security: str = option(
-        "none", _one_of("none", "starttls", "tls"), doc="Versleuteling: none, starttls of tls."
+        "",
+        _security,
+        doc="Versleuteling: none, starttls of tls; standaard starttls, none naar deze machine zelf.",
+        fallback=lambda c: "none" if is_loopback(c.smtp.host) else "starttls",
+    )
+    ca_file: str = option(
+        "", doc="Eigen CA-certificaten (PEM) voor de SMTP-server; leeg = die van het systeem."
     )
     username: str = option("", doc="Gebruikersnaam; leeg = niet inloggen.")
     password_env: str = option(
@@ -866,7 +888,9 @@ def _resolve(values: dict[str, dict[str, Any]]) -> dict[str, Any]:
         section = values[name]
         for key, opt in options_of(cls).items():
             if opt.fallback is not None and not section[key]:
-                section[key] = opt.fallback(SimpleNamespace(**built))
+                # the sections before this one, and this one's options declared before it
+                here = {name: SimpleNamespace(**section)}
+                section[key] = opt.fallback(SimpleNamespace(**built, **here))
         built[name] = cls(**section)
     return built
 

@@ -12,7 +12,7 @@ not read the dot (see `_reset_by_peer`) and is retried like a 4xx.
 from __future__ import annotations
 
 import functools
-import ipaddress
+import logging
 import os
 import select
 import smtplib
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.config import CONFIG_NAME, Config, ConfigError
+from pipeline.config import CONFIG_NAME, Config, ConfigError, is_loopback
 from pipeline.errors import Problem
 
 # The headers a DKIM signature covers (those present), one-click unsubscribe included.
@@ -49,15 +49,6 @@ class Stop(Exception):
 # configuration ---------------------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def smtp_problems(config: Config) -> list[Problem]:
     """What the [smtp] section needs beyond each option's own check."""
     smtp = config.smtp
@@ -70,11 +61,17 @@ def smtp_problems(config: Config) -> list[Problem]:
         problem("username is gezet maar password_env niet (de naam van de omgevingsvariabele)")
     if smtp.password_env and not os.environ.get(smtp.password_env):
         problem(f"omgevingsvariabele {smtp.password_env} (password_env) is niet gezet")
-    if smtp.username and smtp.security == "none" and not _is_loopback(smtp.host):
+    if smtp.username and smtp.security == "none" and not is_loopback(smtp.host):
         problem(
             "inloggen zonder versleuteling naar een andere machine is geweigerd; "
             "gebruik security = 'starttls' of 'tls'"
         )
+    if smtp.ca_file:
+        try:
+            _tls(str(config.path(smtp.ca_file)))
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or "geen PEM-certificaten"
+            problem(f"ca_file: kan {config.path(smtp.ca_file)} niet gebruiken: {reason}")
     dkim = (smtp.dkim_selector, smtp.dkim_domain, smtp.dkim_key_path)
     if any(dkim) and not all(dkim):
         problem("dkim_selector, dkim_domain en dkim_key_path horen samen")
@@ -102,10 +99,19 @@ def envelope_sender(config: Config) -> str:
 # the connection --------------------------------------------------------------------------
 
 
+log = logging.getLogger("krimppost.send")
+
+
 @functools.cache
-def _tls() -> ssl.SSLContext:
-    """Certificate-checking TLS, made once: loading the CA store costs ~30 ms each time."""
-    return ssl.create_default_context()
+def _tls(ca_file: str | None = None) -> ssl.SSLContext:
+    """Certificate-checking TLS (host name included), made once per CA file: loading the CA
+    store costs ~30 ms each time."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def _context(config: Config) -> ssl.SSLContext:
+    ca = config.smtp.ca_file
+    return _tls(str(config.path(ca)) if ca else None)
 
 
 Relay = tuple[str, int]
@@ -145,24 +151,47 @@ class Relays:
 
 def connect(config: Config, relay: Relay | None = None) -> smtplib.SMTP:
     """An authenticated SMTP connection per the [smtp] section (to `relay`, default the
-    [smtp] host and port)."""
+    [smtp] host and port). What no retry can mend (a certificate that fails its check, a
+    server without the STARTTLS that is required, a refused login) is a Stop naming the
+    server; a refused, dropped or silent connection passes as the OSError it is."""
     smtp = config.smtp
     host, port = relay or (smtp.host, smtp.port)
+    where = f"{host}:{port}"
     conn: smtplib.SMTP
-    if smtp.security == "tls":
-        conn = smtplib.SMTP_SSL(host, port, timeout=smtp.timeout, context=_tls())
-    else:
-        conn = smtplib.SMTP(host, port, timeout=smtp.timeout)
+    try:
+        if smtp.security == "tls":
+            conn = smtplib.SMTP_SSL(host, port, timeout=smtp.timeout, context=_context(config))
+        else:
+            conn = smtplib.SMTP(host, port, timeout=smtp.timeout)
+    except ssl.SSLCertVerificationError as exc:
+        raise Stop(f"{where}: certificaat afgekeurd: {exc.verify_message}") from None
     try:
         # The final `.` goes out as a small write after the body; without TCP_NODELAY,
         # Nagle's algorithm holds it back until the server's delayed ACK (~40 ms).
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.ehlo()
         if smtp.security == "starttls":
-            conn.starttls(context=_tls())
+            if not conn.has_extn("starttls"):
+                raise Stop(
+                    f"{where}: de server biedt geen STARTTLS aan, en security = 'starttls' "
+                    "vereist versleuteling; niets verstuurd"
+                )
+            conn.starttls(context=_context(config))
             conn.ehlo()
         if smtp.username:
             conn.login(smtp.username, password(config) or "")
+    except ssl.SSLCertVerificationError as exc:
+        conn.close()
+        raise Stop(f"{where}: certificaat afgekeurd: {exc.verify_message}") from None
+    except smtplib.SMTPNotSupportedError:
+        conn.close()
+        raise Stop(
+            f"{where}: de server biedt geen inloggen (AUTH) aan; laat username leeg"
+        ) from None
+    except smtplib.SMTPAuthenticationError as exc:
+        conn.close()
+        # Retrying a refused password only gets the account locked.
+        raise Stop(f"{where}: inloggen als {smtp.username} geweigerd: {_reply(exc)}") from None
     except BaseException:
         conn.close()
         raise
@@ -173,24 +202,27 @@ def connect_retrying(
     config: Config, stop: threading.Event, relays: Relays | None = None
 ) -> smtplib.SMTP:
     """`connect` to the next relay that answers, every relay tried in each round, rounds
-    retried with back-off; a refused login or the last failure is a Stop."""
+    retried with back-off. A round in which every relay refused the connection outright
+    (nothing listens, unknown host) ends it at once: that is no passing state worth
+    minutes of silence. Timeouts, dropped connections and 4xx greetings are retried."""
     smtp = config.smtp
     relays = relays or Relays(config)
     delay = max(smtp.retry_delay, 0.05)
     for attempt in range(smtp.retries + 1):
         failures = []
+        refused = 0
         for host, port in relays.order():
             try:
                 return connect(config, (host, port))
-            except smtplib.SMTPAuthenticationError as exc:
-                # Retrying a refused password only gets the account locked.
-                raise Stop(f"inloggen bij {host} geweigerd: {_reply(exc)}") from None
             except (OSError, smtplib.SMTPException) as exc:
                 relays.refused((host, port))
                 failures.append(f"{host}:{port}: {_reply(exc)}")
-        if attempt == smtp.retries or stop.is_set():
+                refused += isinstance(exc, ConnectionRefusedError | socket.gaierror)
+        if attempt == smtp.retries or stop.is_set() or refused == len(failures):
             raise Stop(f"geen verbinding met {'; '.join(failures)}") from None
-        stop.wait(delay * 2**attempt)
+        wait = delay * 2**attempt
+        log.warning("geen verbinding met %s; nieuwe poging over %g s", "; ".join(failures), wait)
+        stop.wait(wait)
     raise AssertionError("unreachable")
 
 
@@ -318,6 +350,14 @@ def _reply(exc: BaseException) -> str:
         return f"{exc.smtp_code} {_text(exc.smtp_error)}"
     if isinstance(exc, socket.timeout | TimeoutError):
         return "time-out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "verbinding geweigerd (draait de server, en op deze poort?)"
+    if isinstance(exc, socket.gaierror):
+        return "onbekende host"
+    if isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionResetError | BrokenPipeError):
+        return "verbinding verbroken door de server"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS-fout: {exc.reason or exc}"
     return str(exc) or type(exc).__name__
 
 
