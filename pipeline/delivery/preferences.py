@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -42,11 +42,8 @@ from pipeline.delivery.subscribers import (
     parse_tracks,
     track_set,
 )
-from pipeline.delivery.webapp import CSRF_COOKIE, PRIVATE_HEADERS, cross_site
+from pipeline.delivery.webforms import CSRF_COOKIE, PRIVATE_HEADERS, cross_site
 from pipeline.render.templates import dutch_date
-
-if TYPE_CHECKING:
-    from pipeline.delivery.webapp import App
 
 log = logging.getLogger("krimppost.serve")
 
@@ -64,7 +61,7 @@ ONLY_ACTIVE = (
 
 
 class Preferences:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Any) -> None:  # pipeline.delivery.webapp.App, which imports this
         self.app = app
         self.path = app.prefix + "voorkeuren/"
 

@@ -50,6 +50,7 @@ from starlette.staticfiles import StaticFiles
 from pipeline.config import Config, load_config
 from pipeline.delivery import sender
 from pipeline.delivery.middleware import BodyLimit, SecurityHeaders
+from pipeline.delivery.preferences import Preferences
 from pipeline.delivery.subscribers import (
     ALL_TRACKS,
     AddressError,
@@ -61,6 +62,13 @@ from pipeline.delivery.subscribers import (
     parse_tracks,
     track_set,
 )
+from pipeline.delivery.webforms import (
+    CSRF_COOKIE,
+    PRIVATE_HEADERS,
+    cross_site,
+    csrf_cookie,
+    set_csrf_cookie,
+)
 from pipeline.render import message, templates
 from pipeline.render.message import POLICY, unsubscribe_base
 from pipeline.render.site import Site
@@ -68,7 +76,6 @@ from pipeline.state import StateStore, StoreAddress, ratelimit
 
 log = logging.getLogger("krimppost.serve")
 
-CSRF_COOKIE = "krimppost_csrf"
 ONE_CLICK = "List-Unsubscribe=One-Click"
 MAX_BODY = 16_384
 SECURITY_HEADERS = {
@@ -77,7 +84,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
 }
-PRIVATE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
 
 class RateLimiter:
@@ -221,7 +227,7 @@ class App:
         cookie, fresh = csrf_cookie(request)
         response = self.page(template, title, status, csrf=self.csrf_for(cookie), **context)
         if fresh:
-            _set_csrf_cookie(response, request, cookie, path)
+            set_csrf_cookie(response, request, cookie, path)
         return response
 
     # confirmation mail -------------------------------------------------------------------
@@ -472,8 +478,6 @@ class App:
     # the application ---------------------------------------------------------------------
 
     def starlette(self) -> Starlette:
-        from pipeline.delivery.preferences import Preferences  # it builds on this module
-
         async def not_found(request: Request, exc: Exception) -> Response:
             if isinstance(exc, HTTPException) and exc.status_code == 405:
                 return self.page(
@@ -526,31 +530,6 @@ class App:
                 Middleware(BodyLimit, limit=MAX_BODY, reject=too_large),
             ],
         )
-
-
-def csrf_cookie(request: Request) -> tuple[str, bool]:
-    """The double-submit cookie the request carries, or a new one: (cookie, new)."""
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    if len(cookie) == 22:
-        return cookie, False
-    return secrets.token_urlsafe(16), True
-
-
-def _set_csrf_cookie(response: Response, request: Request, cookie: str, path: str) -> None:
-    response.set_cookie(
-        CSRF_COOKIE,
-        cookie,
-        max_age=7200,
-        path=path,
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
-
-
-def cross_site(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    return bool(origin) and origin != "null" and urlsplit(origin or "").netloc != request.url.netloc
 
 
 def _purge_then_request(
