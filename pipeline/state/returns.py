@@ -12,7 +12,6 @@ from pipeline.state import schema
 
 _e = schema.mail_events
 _d = schema.deliveries
-_s = schema.subscribers
 
 
 class ReturnRows:
@@ -32,15 +31,6 @@ class ReturnRows:
             _e.c.subscriber == subscriber, _e.c.kind == kind, _e.c.at >= since
         )
         return int(self.conn.execute(query).scalar_one())
-
-    def of(self, subscriber: int) -> list[dict[str, Any]]:
-        """Every event of a subscriber, oldest first (for the data download)."""
-        rows = self.conn.execute(
-            select(_e.c.at, _e.c.kind, _e.c.issue, _e.c.code, _e.c.decision)
-            .where(_e.c.subscriber == subscriber)
-            .order_by(_e.c.id)
-        )
-        return [dict(row._mapping) for row in rows]
 
     def delivery_exists(self, issue: int, subscriber: int) -> bool:
         query = select(exists().where(_d.c.issue == issue, _d.c.subscriber == subscriber))
@@ -82,6 +72,3 @@ class ReturnRows:
             )
         ).scalar_one()
         return int(last), int(complaints), int(sent)
-
-    def subscriber_status(self, subscriber: int) -> str | None:
-        return self.conn.execute(select(_s.c.status).where(_s.c.id == subscriber)).scalar()
