@@ -221,7 +221,8 @@ def connect_retrying(
         if attempt == smtp.retries or stop.is_set() or refused == len(failures):
             raise Stop(f"geen verbinding met {'; '.join(failures)}") from None
         wait = delay * 2**attempt
-        log.warning("geen verbinding met %s; nieuwe poging over %g s", "; ".join(failures), wait)
+        seconds = f"{wait:g}".replace(".", ",")
+        log.warning("geen verbinding met %s; nieuwe poging over %s s", "; ".join(failures), seconds)
         stop.wait(wait)
     raise AssertionError("unreachable")
 
