@@ -146,7 +146,10 @@ def test_an_untrusted_certificate_is_refused_with_the_reason(
         line = dutch_line(send(sending), "certificaat afgekeurd")
     finally:
         relay.stop()
-    assert f"127.0.0.1:{relay.port}: certificaat afgekeurd: unable to get local issuer" in line
+    assert (
+        f"127.0.0.1:{relay.port}: certificaat afgekeurd: uitgegeven door een CA die niet " in line
+    )
+    assert "(unable to get local issuer certificate)" in line
     assert relay.recorder.received() == {}
 
 
@@ -219,3 +222,19 @@ def test_starttls_is_the_default_for_another_host_and_none_for_this_one() -> Non
     assert parse_config(other, REPO).smtp.security == "starttls"
     explicit = other.replace('security = ""', 'security = "tls"')
     assert parse_config(explicit, REPO).smtp.security == "tls"
+
+
+def test_a_confirmation_mail_without_a_relay_is_one_dutch_line(project: Project) -> None:
+    from pipeline.delivery.sender import send_one
+    from pipeline.delivery.smtp import Stop
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    set_smtp(project.root, port)
+    with pytest.raises(Stop) as caught:
+        send_one(load_config(project.root), "lezer@example.nl", b"Subject: x\r\n\r\nx\r\n")
+    assert str(caught.value) == (
+        f"geen verbinding met 127.0.0.1:{port}: verbinding geweigerd (draait de server, en op "
+        "deze poort?)"
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import queue
+import smtplib
 import socket
 import subprocess
 import sys
@@ -50,7 +51,11 @@ def send_one(config: Config, to: str, data: bytes, utf8: bool = False) -> None:
     signer = signer_for(config)
     if signer:
         data = signer.sign(data) + data
-    conn = smtp.connect(config)
+    try:
+        conn = smtp.connect(config)
+    except (OSError, smtplib.SMTPException) as exc:
+        where = f"{config.smtp.host}:{config.smtp.port}"
+        raise Stop(f"geen verbinding met {where}: {smtp.reply_of(exc)}") from None
     try:
         conn.sendmail(envelope_sender(config), [to], data, ["SMTPUTF8"] if utf8 else [])
     finally:

@@ -149,6 +149,24 @@ class Relays:
             self._resting[relay] = time.monotonic() + self.pause
 
 
+# OpenSSL's verify codes, in words an operator can act on (the original follows).
+_VERIFY_CODES = {
+    9: "nog niet geldig (klopt de klok?)",
+    10: "verlopen",
+    18: "door zichzelf ondertekend",
+    19: "uitgegeven door een CA die niet vertrouwd wordt (eigen CA: zet [smtp] ca_file)",
+    20: "uitgegeven door een CA die niet vertrouwd wordt (eigen CA: zet [smtp] ca_file)",
+    62: "niet voor deze hostnaam uitgegeven (klopt [smtp] host?)",
+    64: "niet voor dit IP-adres uitgegeven (klopt [smtp] host?)",
+}
+
+
+def _certificate(where: str, exc: ssl.SSLCertVerificationError) -> Stop:
+    reason = _VERIFY_CODES.get(exc.verify_code)
+    detail = " ".join(str(exc.verify_message or exc.reason or exc).split())
+    return Stop(f"{where}: certificaat afgekeurd: {f'{reason} ({detail})' if reason else detail}")
+
+
 def connect(config: Config, relay: Relay | None = None) -> smtplib.SMTP:
     """An authenticated SMTP connection per the [smtp] section (to `relay`, default the
     [smtp] host and port). What no retry can mend (a certificate that fails its check, a
@@ -164,7 +182,7 @@ def connect(config: Config, relay: Relay | None = None) -> smtplib.SMTP:
         else:
             conn = smtplib.SMTP(host, port, timeout=smtp.timeout)
     except ssl.SSLCertVerificationError as exc:
-        raise Stop(f"{where}: certificaat afgekeurd: {exc.verify_message}") from None
+        raise _certificate(where, exc) from None
     try:
         # The final `.` goes out as a small write after the body; without TCP_NODELAY,
         # Nagle's algorithm holds it back until the server's delayed ACK (~40 ms).
@@ -182,7 +200,7 @@ def connect(config: Config, relay: Relay | None = None) -> smtplib.SMTP:
             conn.login(smtp.username, password(config) or "")
     except ssl.SSLCertVerificationError as exc:
         conn.close()
-        raise Stop(f"{where}: certificaat afgekeurd: {exc.verify_message}") from None
+        raise _certificate(where, exc) from None
     except smtplib.SMTPNotSupportedError:
         conn.close()
         raise Stop(
@@ -191,7 +209,7 @@ def connect(config: Config, relay: Relay | None = None) -> smtplib.SMTP:
     except smtplib.SMTPAuthenticationError as exc:
         conn.close()
         # Retrying a refused password only gets the account locked.
-        raise Stop(f"{where}: inloggen als {smtp.username} geweigerd: {_reply(exc)}") from None
+        raise Stop(f"{where}: inloggen als {smtp.username} geweigerd: {reply_of(exc)}") from None
     except BaseException:
         conn.close()
         raise
@@ -216,7 +234,7 @@ def connect_retrying(
                 return connect(config, (host, port))
             except (OSError, smtplib.SMTPException) as exc:
                 relays.refused((host, port))
-                failures.append(f"{host}:{port}: {_reply(exc)}")
+                failures.append(f"{host}:{port}: {reply_of(exc)}")
                 refused += isinstance(exc, ConnectionRefusedError | socket.gaierror)
         if attempt == smtp.retries or stop.is_set() or refused == len(failures):
             raise Stop(f"geen verbinding met {'; '.join(failures)}") from None
@@ -330,9 +348,11 @@ def transmit(
     except (OSError, smtplib.SMTPException) as exc:
         conn.close()
         if dotted and not _reset_by_peer(exc):
-            return Outcome("uncertain", f"verbinding verbroken na verzenden: {_reply(exc)}", False)
+            return Outcome(
+                "uncertain", f"verbinding verbroken na verzenden: {reply_of(exc)}", False
+            )
         where = "na de punt, ongelezen" if dotted else "voor de punt"
-        return Outcome("deferred", f"verbinding verbroken {where}: {_reply(exc)}", False)
+        return Outcome("deferred", f"verbinding verbroken {where}: {reply_of(exc)}", False)
     reply = f"{code} {_text(resp)}"
     status = "sent" if code == 250 else "bounced" if 500 <= code < 600 else "deferred"
     if code == 421:  # the server is closing the connection
@@ -346,7 +366,8 @@ def _text(resp: bytes | str) -> str:
     return " ".join(text.split())
 
 
-def _reply(exc: BaseException) -> str:
+def reply_of(exc: BaseException) -> str:
+    """An SMTP or connection error in one Dutch line."""
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{exc.smtp_code} {_text(exc.smtp_error)}"
     if isinstance(exc, socket.timeout | TimeoutError):
