@@ -182,7 +182,9 @@ def test_changed_tracks_are_what_the_next_issue_brings(world: World) -> None:
     assert link in text and f'href="{link}"' in html
 
     bad = act(world, token, [("actie", "onderwerpen"), ("tracks", "bestaat-niet")])
-    assert bad.status == 400 and 'aria-describedby="onderwerpen-fout"' in bad.body
+    assert (
+        bad.status == 400 and 'aria-describedby="onderwerpen-uitleg onderwerpen-fout"' in bad.body
+    )
     none = act(world, token, {"actie": "onderwerpen"})  # nothing chosen: every track
     assert none.status == 200
     assert world.rows("SELECT tracks FROM subscribers WHERE email = ?", ADDRESS) == [("*",)]
@@ -353,6 +355,17 @@ def test_unsubscribing_and_the_page_afterwards(world: World) -> None:
         "POST", f"/afmelden/{token}", ONE_CLICK, {"Content-Type": FORM}
     )
     assert one_click.status == 200
+
+
+def test_a_bounced_subscriber_is_told_why_nothing_comes(world: World) -> None:
+    token = world.add(ADDRESS)
+    execute(world.project.root, "UPDATE subscribers SET status = 'bounced'")
+    shown, _, _ = page(world, token)
+    assert "kwamen niet aan" in shown.body and "Je bent afgemeld" not in shown.body
+    assert 'href="/aanmelden"' in shown.body and 'value="onderwerpen"' not in shown.body
+    refused = act(world, token, {"actie": "pauzeren", "tot": "2026-12-15"})
+    assert refused.status == 409 and "zolang je de nieuwsbrief ontvangt" in refused.body
+    assert world.rows("SELECT status, paused_until FROM subscribers") == [("bounced", None)]
 
 
 def test_erase_is_subscribers_remove(world: World) -> None:
