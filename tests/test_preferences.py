@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from storesql import execute
-from test_delivery import LABELS, newsletter_project, text_and_html
+from test_delivery import LABELS, NOW, item, newsletter_project, text_and_html
 from test_serve import FORM, ONE_CLICK, Reply, World, serving
+from test_subscribers import run
 
-from conftest import Project
+from conftest import Project, build_at
+from pipeline.commands.newsletter import compile_issue
 from pipeline.delivery.sender import send_issue
-from pipeline.errors import KrimppostError
 
 # Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: state_backend).
 pytestmark = pytest.mark.usefixtures("state_backend")
@@ -118,6 +119,24 @@ def test_every_post_needs_the_csrf_cookie_and_field(world: World) -> None:
     assert world.recorder.messages == []
 
 
+def test_change_of_address_mails_once_per_rate_window(world: World) -> None:
+    token = world.add(ADDRESS)
+    neutral = "We hebben een bevestigingslink gestuurd naar het nieuwe adres, als het gebruikt"
+    assert neutral in act(world, token, {"actie": "adres", "email": "een@example.nl"}).body
+    # within [serve] subscribe_window: the same answer, and nothing mailed to anyone
+    assert neutral in act(world, token, {"actie": "adres", "email": "twee@example.nl"}).body
+    assert [a for a, _ in world.recorder.messages] == ["een@example.nl"]
+    world.clock[0] += timedelta(seconds=601)
+    assert neutral in act(world, token, {"actie": "adres", "email": "twee@example.nl"}).body
+    assert [a for a, _ in world.recorder.messages] == ["een@example.nl", "twee@example.nl"]
+    # the latest request is the one that stands: the first link no longer works
+    first = re.search(
+        r"(/voorkeuren/adres/[A-Za-z0-9_-]{22})",
+        world.recorder.message_for("een@example.nl").get_content(),
+    )
+    assert first is not None and world.server.request("GET", first.group(1)).status == 404
+
+
 def test_forged_and_unknown_tokens_get_todays_404(world: World) -> None:
     token = world.add(ADDRESS)
     forged = token[:-1] + ("A" if token[-1] != "A" else "B")
@@ -128,10 +147,12 @@ def test_forged_and_unknown_tokens_get_todays_404(world: World) -> None:
         world.server.request("GET", "/voorkeuren/adres/" + "x" * 22),
         world.server.request("GET", f"/voorkeuren/adres/{token}"),  # not a change-of-address one
         post(world, f"/voorkeuren/{forged}", {}),
+        post(world, "/voorkeuren/adres/" + "x" * 22, {}),
     ]
     _, cookie, csrf = page(world, token)
     for fields in ACTIONS:  # a valid CSRF pair does not make a forged token valid
         replies.append(post(world, f"/voorkeuren/{forged}", {"csrf": csrf, **fields}, cookie))
+    replies.append(post(world, f"/voorkeuren/adres/{token}", {"csrf": csrf}, cookie))
     assert today.status == 404
     assert {r.status for r in replies} == {404}
     assert {r.body for r in replies} == {today.body}
@@ -161,10 +182,22 @@ def test_changed_tracks_are_what_the_next_issue_brings(world: World) -> None:
     assert link in text and f'href="{link}"' in html
 
     bad = act(world, token, [("actie", "onderwerpen"), ("tracks", "bestaat-niet")])
-    assert bad.status == 400 and 'aria-describedby="onderwerpen-fout"' in bad.body
+    assert (
+        bad.status == 400 and 'aria-describedby="onderwerpen-uitleg onderwerpen-fout"' in bad.body
+    )
     none = act(world, token, {"actie": "onderwerpen"})  # nothing chosen: every track
     assert none.status == 200
     assert world.rows("SELECT tracks FROM subscribers WHERE email = ?", ADDRESS) == [("*",)]
+
+
+def test_an_issue_of_only_a_dropped_track_is_not_sent_at_all(world: World) -> None:
+    world.project.write("wrb/bericht-0.md", item(0, "wrb"))
+    build_at(world.project, NOW)
+    assert compile_issue(world.project.root, datetime.fromisoformat(NOW)).number == 1
+    token = world.add(ADDRESS)
+    world.add("ander@example.nl")
+    assert act(world, token, [("actie", "onderwerpen"), ("tracks", "woningmarkt")]).status == 200
+    assert send(world, datetime.now(UTC)) == {"ander@example.nl"}
 
 
 def test_a_pause_skips_issues_until_its_date_and_ends_by_itself(world: World) -> None:
@@ -324,6 +357,17 @@ def test_unsubscribing_and_the_page_afterwards(world: World) -> None:
     assert one_click.status == 200
 
 
+def test_a_bounced_subscriber_is_told_why_nothing_comes(world: World) -> None:
+    token = world.add(ADDRESS)
+    execute(world.project.root, "UPDATE subscribers SET status = 'bounced'")
+    shown, _, _ = page(world, token)
+    assert "kwamen niet aan" in shown.body and "Je bent afgemeld" not in shown.body
+    assert 'href="/aanmelden"' in shown.body and 'value="onderwerpen"' not in shown.body
+    refused = act(world, token, {"actie": "pauzeren", "tot": "2026-12-15"})
+    assert refused.status == 409 and "zolang je de nieuwsbrief ontvangt" in refused.body
+    assert world.rows("SELECT status, paused_until FROM subscribers") == [("bounced", None)]
+
+
 def test_erase_is_subscribers_remove(world: World) -> None:
     token = world.add(ADDRESS)
     asked = act(world, token, {"actie": "wissen"})
@@ -337,11 +381,12 @@ def test_erase_is_subscribers_remove(world: World) -> None:
     gone = world.server.request("GET", f"/voorkeuren/{token}")
     assert gone.status == 404
     assert gone.body == world.server.request("GET", "/voorkeuren/" + "x" * 22).body
-    state, store = world.store()
-    with state:
-        with pytest.raises(KrimppostError, match="onderdrukkingslijst"):
-            store.add(ADDRESS, None, world.clock[0])
-        assert "toegevoegd" in store.add(ADDRESS, None, world.clock[0], force=True)
+    # `krimppost subscribers add` refuses the address, unless --force (the person's request)
+    code, out, err = run(world.project, "add", ADDRESS)
+    assert code == 1 and "onderdrukkingslijst" in out + err
+    assert world.rows("SELECT COUNT(*) FROM subscribers") == [(0,)]
+    code, _, _ = run(world.project, "add", ADDRESS, "--force")
+    assert code == 0
 
 
 def test_the_link_without_a_token_explains_itself(world: World) -> None:

@@ -55,7 +55,7 @@ ADDRESS_SENT = (
 )
 EXPIRED = "De pagina was verlopen. Probeer het nog een keer."
 ONLY_ACTIVE = (
-    "Je bent afgemeld, dus dit kan niet meer. Wil je de nieuwsbrief weer ontvangen? "
+    "Dit kan alleen zolang je de nieuwsbrief ontvangt. Wil je hem weer ontvangen? "
     "Meld je dan opnieuw aan op de aanmeldpagina."
 )
 
@@ -112,6 +112,7 @@ class Preferences:
             action=self.path + request.path_params["token"],
             masked=found.masked,
             active=found.status == "active",
+            subscriber_status=found.status,
             choices=self.app.track_choices(
                 chosen if chosen is not None else track_set(found.tracks)
             ),
