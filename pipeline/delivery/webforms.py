@@ -34,5 +34,6 @@ def set_csrf_cookie(response: Response, request: Request, cookie: str, path: str
 
 
 def cross_site(request: Request) -> bool:
+    """A browser's POST from another site (the Origin header names it); the desk's too."""
     origin = request.headers.get("origin")
     return bool(origin) and origin != "null" and urlsplit(origin or "").netloc != request.url.netloc

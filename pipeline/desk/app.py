@@ -33,8 +33,9 @@ from starlette.routing import Route
 from pipeline.config import Config, load_config
 from pipeline.delivery.middleware import BodyLimit, SecurityHeaders
 from pipeline.delivery.subscribers import SubscriberStore
+from pipeline.delivery.webforms import cross_site
 from pipeline.desk.accounts import Accounts, Session
-from pipeline.desk.auth import Gate, client_of, cross_site, safe_next
+from pipeline.desk.auth import Gate, client_of, safe_next
 from pipeline.render import templates
 from pipeline.state import StateStore, StoreAddress
 

@@ -18,7 +18,6 @@ import hmac
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, Signer
 from starlette.requests import Request
@@ -129,12 +128,6 @@ class Gate:
             httponly=True,
             samesite="strict",
         )
-
-
-def cross_site(request: Request) -> bool:
-    """A browser's POST from another site (the Origin header names it)."""
-    origin = request.headers.get("origin")
-    return bool(origin) and origin != "null" and urlsplit(origin or "").netloc != request.url.netloc
 
 
 def client_of(request: Request) -> str:
