@@ -77,6 +77,15 @@ def project(tmp_path: Path) -> Project:
     return Project(tmp_path / "project")
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (bound once and released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def build_at(project: Project, now: str = "2026-11-27T12:00"):  # type: ignore[no-untyped-def]
     from pipeline.commands.build import build
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 
 import pytest
 from test_returns import set_bounces
 
-from conftest import Project
+from conftest import Project, free_port
 from pipeline.config import load_config
 from pipeline.delivery import mailbox
 from pipeline.delivery.mailbox import open_mailbox
@@ -116,9 +115,7 @@ def test_a_missing_password_variable_is_named(project: Project, imap_server, mon
 def test_a_refused_connection_fails_at_once_with_host_and_port(
     project: Project, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("KRIMPPOST_BOUNCE_PASSWORD", "x")
     set_bounces(project.root, mailbox=f"imaps://a@127.0.0.1:{port}/INBOX")
     started = time.monotonic()

@@ -16,7 +16,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 from test_delivery import Recorder, add_subscribers, newsletter_project, set_smtp
 
-from conftest import REPO, Project
+from conftest import REPO, Project, free_port
 from pipeline.cli import cli
 from pipeline.config import load_config, parse_config
 
@@ -44,9 +44,7 @@ class Relay:
         self.ca_file = tmp / "ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         self.recorder = Recorder()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         # aiosmtpd knows TLS only from its own STARTTLS: on implicit TLS it must not ask
         options: dict[str, object] = {
             "auth_required": True,
@@ -167,9 +165,7 @@ def test_a_certificate_for_another_host_is_refused(sending: Project, tmp_path: P
 
 def test_a_server_without_starttls_gets_nothing_in_plain_text(sending: Project) -> None:
     recorder = Recorder()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -206,9 +202,7 @@ def test_a_server_that_hangs_up_after_its_greeting_is_named(sending: Project) ->
 
 
 def test_a_refused_connection_fails_in_seconds_with_host_and_port(sending: Project) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     # the defaults: 3 retries from 5 s (35 s of waiting before)
     set_smtp(sending.root, port, retries=3, retry_delay=5)
     started = time.monotonic()
@@ -230,9 +224,7 @@ def test_a_confirmation_mail_without_a_relay_is_one_dutch_line(project: Project)
     from pipeline.delivery.sender import send_one
     from pipeline.delivery.smtp import Stop
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     set_smtp(project.root, port)
     with pytest.raises(Stop) as caught:
         send_one(load_config(project.root), "lezer@example.nl", b"Subject: x\r\n\r\nx\r\n")

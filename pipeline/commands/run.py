@@ -326,7 +326,6 @@ class Service:
                 )
         elif existing is not None:
             existing.remove()
-        bounce_job = self.scheduler.get_job(BOUNCES_JOB)
         if self.config.bounces.mailbox:
             self.scheduler.add_job(
                 run_bounces,
@@ -338,8 +337,8 @@ class Service:
                 replace_existing=True,
                 next_run_time=datetime.now(self.config.site.tz),  # what came while it was down
             )
-        elif bounce_job is not None:
-            bounce_job.remove()
+        elif self.scheduler.get_job(BOUNCES_JOB) is not None:
+            self.scheduler.remove_job(BOUNCES_JOB)
         if sched.auto_send:
             # A send the service would have made, cut short by a kill or a reboot, is
             # finished now rather than at the next slot. Without auto_send a person sends,
